@@ -1,0 +1,121 @@
+"""Entry point of ``spread``: the pipeline's commands plus ``spread worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import click
+
+from pipeline.broker import port_is_free
+from pipeline.cli import USER_ERRORS, cli, fail, run
+from pipeline.producer import ensure_topics
+from pipeline.settings import (
+    DEFAULT_APP_ID,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_PARTITIONS,
+    DELTAS,
+    POSTS,
+    REJECTED,
+    WorkerSettings,
+    parse_broker,
+)
+
+
+@cli.command()
+@click.option(
+    "--broker",
+    "broker_addr",
+    default=None,
+    metavar="HOST:PORT",
+    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_METRICS_PORT,
+    show_default=True,
+    help="Port of the Prometheus /metrics endpoint.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address /metrics listens on (0.0.0.0 in containers).",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_PARTITIONS,
+    show_default=True,
+    help="Partitions of the topics it creates.",
+)
+@click.option(
+    "--app-id",
+    default=DEFAULT_APP_ID,
+    show_default=True,
+    help="Consumer group and prefix of the changelog topics.",
+)
+@click.option(
+    "--data-dir",
+    default=".spread-data",
+    show_default=True,
+    help="Faust's working directory (state itself lives in changelog topics).",
+)
+@click.option(
+    "--loglevel",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def worker(
+    broker_addr: str | None,
+    metrics_port: int,
+    metrics_host: str,
+    partitions: int,
+    app_id: str,
+    data_dir: str,
+    loglevel: str,
+) -> None:
+    """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
+    import faust
+
+    from agents.app import Topology, create_app
+
+    try:
+        bootstrap = parse_broker(broker_addr)
+        if not port_is_free(metrics_host, metrics_port):
+            fail(
+                f"metrics port {metrics_host}:{metrics_port} is busy: pick another with "
+                "--metrics-port"
+            )
+        wanted = {POSTS: partitions, REJECTED: partitions, DELTAS: partitions}
+        actual = asyncio.run(ensure_topics(bootstrap, wanted))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    if actual[POSTS] != partitions:
+        click.echo(
+            f"spread: note: topic 'posts' exists with {actual[POSTS]} partitions; using that",
+            err=True,
+        )
+    settings = WorkerSettings(
+        broker=bootstrap,
+        app_id=app_id,
+        partitions=partitions,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        data_dir=data_dir,
+    )
+    app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))
+    click.echo(
+        f"worker {app_id}: broker {bootstrap}, metrics on "
+        f"http://{metrics_host}:{metrics_port}/metrics",
+        err=True,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    faust.Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run(cli, argv)

@@ -1,0 +1,89 @@
+"""Stage 1 as pure functions: judge the events of a record and pre-aggregate them.
+
+The ingest agent calls :func:`summarise` once per Kafka record; everything it produces is
+plain data so it is unit-tested without a broker. Per distinct normalised hashtag a record
+yields one :data:`TagDelta`::
+
+    [posts, {region: posts}, {minute_start: posts}, {region: earliest_ts}]
+
+``minute_start`` is the event time floored to the minute, aligned to the epoch (closed-open
+buckets ``[m, m + 60)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import orjson
+
+from pipeline import hashtags, regions
+from pipeline.events import split_record, validate
+
+TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float]]
+
+_normalise_tag = lru_cache(maxsize=1 << 16)(hashtags.normalise)
+_normalise_region = lru_cache(maxsize=1024)(regions.normalise)
+
+
+@dataclass(slots=True)
+class RecordSummary:
+    """What one record on ``posts`` contributes."""
+
+    accepted: int = 0
+    rejected: list[tuple[str, bytes]] = field(default_factory=list)
+    max_ts: float | None = None
+    tags: dict[str, TagDelta] = field(default_factory=dict)
+
+
+def minute_of(ts: float) -> int:
+    """Start of the epoch-aligned minute bucket holding ``ts``."""
+    return int(ts // 60) * 60
+
+
+def summarise(value: bytes | None) -> RecordSummary:
+    """Decode, validate, normalise and pre-aggregate every event line of one record."""
+    out = RecordSummary()
+    tags_out = out.tags
+    loads = orjson.loads
+    max_ts = None
+    for line in split_record(value):
+        try:
+            event = loads(line)
+        except orjson.JSONDecodeError:
+            out.rejected.append(("invalid_json", line))
+            continue
+        reason = validate(event)
+        if reason is not None:
+            out.rejected.append((reason, line))
+            continue
+        out.accepted += 1
+        ts = event["ts"]
+        if max_ts is None or ts > max_ts:
+            max_ts = ts
+        raw_tags = event.get("hashtags")
+        if not raw_tags:
+            continue
+        region = _normalise_region(event.get("region"))
+        minute = int(ts // 60) * 60
+        seen: set[str] = set()
+        for raw in raw_tags:
+            tag = _normalise_tag(raw)
+            if not tag or tag in seen:
+                continue
+            seen.add(tag)
+            delta = tags_out.get(tag)
+            if delta is None:
+                tags_out[tag] = [1, {region: 1}, {minute: 1}, {region: ts}]
+                continue
+            delta[0] += 1
+            by_region = delta[1]
+            by_region[region] = by_region.get(region, 0) + 1
+            by_minute = delta[2]
+            by_minute[minute] = by_minute.get(minute, 0) + 1
+            first = delta[3]
+            earliest = first.get(region)
+            if earliest is None or ts < earliest:
+                first[region] = ts
+    out.max_ts = max_ts
+    return out

@@ -1,0 +1,173 @@
+"""``spread``: the command line.
+
+Commands that need no Faust live here; ``spread worker`` is added by :mod:`agents.cli`, which is
+the console-script entry point, so that ``pipeline`` never imports ``agents``.
+
+Errors a user can fix (bad argument, unreadable file, busy port, unreachable broker) are one
+line on stderr and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+import click
+
+from pipeline import __version__
+from pipeline.broker import BrokerError, EmbeddedBroker
+from pipeline.formats.native import FormatError
+from pipeline.producer import BrokerUnavailable
+from pipeline.settings import DEFAULT_PARTITIONS, SettingsError, parse_broker
+
+USER_ERRORS = (BrokerError, BrokerUnavailable, FormatError, SettingsError)
+
+
+class Speed(click.ParamType):
+    """``N`` (event seconds per wall second, > 0) or ``max``."""
+
+    name = "N|max"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).lower() == "max":
+            return None
+        try:
+            speed = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'max'", param, ctx)
+        if not speed > 0 or speed == float("inf"):
+            self.fail(f"{value!r} must be a positive number or 'max'", param, ctx)
+        return speed
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"spread: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spread")
+def cli() -> None:
+    """hashtag-spread: watch hashtags spread across platforms and regions in real time."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
+def broker(host: str, port: int) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, memory only) until SIGINT/SIGTERM."""
+    b = EmbeddedBroker(host=host, port=port)
+    try:
+        b.start()
+    except BrokerError as exc:
+        fail(str(exc))
+    click.echo(f"broker listening on {b.bootstrap} (memory only: topics are lost on exit)")
+    stop = {"now": False}
+
+    def _stop(signum, frame):  # type: ignore[no-untyped-def]
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"] and b.process and b.process.poll() is None:
+            time.sleep(0.2)
+        code = b.process.poll() if b.process else 0
+    finally:
+        b.stop()
+    if code:
+        fail(f"broker exited with code {code}", 1)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--broker",
+    "broker_addr",
+    default=None,
+    metavar="HOST:PORT",
+    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
+)
+@click.option(
+    "--speed",
+    type=Speed(),
+    default="max",
+    show_default=True,
+    help="Event seconds per wall second (60 = an hour in a minute), or max.",
+)
+@click.option(
+    "--envelope",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Events per record (JSON lines); 1 sends one event per record.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_PARTITIONS,
+    show_default=True,
+    help="Partitions of 'posts' if it has to be created.",
+)
+def replay(
+    files: Sequence[str],
+    broker_addr: str | None,
+    speed: float | None,
+    envelope: int,
+    partitions: int,
+) -> None:
+    """Send native JSONL event FILES (plain or .gz) to topic 'posts', paced in event time."""
+    import logging
+
+    from pipeline.progress import Reporter
+    from pipeline.replay import replay as run_replay
+
+    # aiokafka logs every failed connection attempt; the one-line error below says it all.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        bootstrap = parse_broker(broker_addr)
+        with Reporter("replay") as reporter:
+            stats = asyncio.run(
+                run_replay(
+                    files,
+                    bootstrap,
+                    speed=speed,
+                    envelope=envelope,
+                    partitions=partitions,
+                    on_progress=reporter.update,
+                )
+            )
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted: events already acknowledged stay in 'posts'", 130)
+    click.echo(
+        f"replayed {stats.events:,} events in {stats.records:,} records "
+        f"in {stats.elapsed:.1f} s ({stats.rate:,.0f} events/s)",
+        err=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run(cli, argv)
+
+
+def run(group: click.Group, argv: Sequence[str] | None = None) -> None:
+    """Run a click group with one-line errors instead of usage dumps and tracebacks."""
+    try:
+        group.main(
+            args=list(argv) if argv is not None else None, prog_name="spread", standalone_mode=False
+        )
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.UsageError as exc:
+        fail(exc.format_message().replace("\n", " "))
+    except click.ClickException as exc:
+        fail(exc.format_message().replace("\n", " "), exc.exit_code)
+    except USER_ERRORS as exc:
+        fail(str(exc))

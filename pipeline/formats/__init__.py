@@ -1,0 +1,1 @@
+"""Replay file formats, one module per format."""

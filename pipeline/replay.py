@@ -1,0 +1,169 @@
+"""``spread replay``: send event files to topic ``posts`` in envelopes, paced in event time.
+
+Each record is an envelope of up to ``envelope`` events as JSON lines (DESIGN "Dataflow"); its
+Kafka timestamp is the newest event time in it. ``speed`` N plays N seconds of event time per
+wall second (``None`` = as fast as the broker acknowledges). Records go to the partitions of
+``posts`` round-robin: counts do not depend on placement, and round-robin spreads load evenly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from pipeline.formats.native import iter_lines, open_binary
+from pipeline.producer import ensure_topics, start_producer
+from pipeline.settings import DEFAULT_PARTITIONS, POSTS
+
+DEFAULT_ENVELOPE = 1000
+ENVELOPE_MAX_BYTES = 900 * 1024
+# When paced, an envelope closes once it spans this much wall time, so a slow replay still
+# delivers events close to their due time instead of in large late bursts.
+PACED_ENVELOPE_WALL_SECONDS = 0.1
+IN_FLIGHT = 256
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    events: int = 0
+    records: int = 0
+    bytes_read: int = 0
+    bytes_total: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def event_time(line: bytes) -> float | None:
+    """The ``ts`` of a line if it is a JSON object with a finite numeric ``ts``."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is dict:
+        ts = obj.get("ts")
+        if type(ts) in (int, float) and math.isfinite(ts):
+            return float(ts)
+    return None
+
+
+@dataclass(slots=True)
+class Envelope:
+    lines: list[bytes]
+    ts: float | None  # newest event time in it, None if no line had one
+
+
+def envelopes(
+    lines: Iterator[bytes], size: int, speed: float | None, max_bytes: int = ENVELOPE_MAX_BYTES
+) -> Iterator[Envelope]:
+    """Cut lines into envelopes by count, bytes and (when paced) event-time span."""
+    batch: list[bytes] = []
+    nbytes = 0
+    newest: float | None = None
+    oldest: float | None = None
+    span = PACED_ENVELOPE_WALL_SECONDS * speed if speed else None
+    for line in lines:
+        ts = event_time(line)
+        if batch and (
+            len(batch) >= size
+            or nbytes + len(line) + 1 > max_bytes
+            or (span is not None and ts is not None and oldest is not None and ts - oldest > span)
+        ):
+            yield Envelope(batch, newest)
+            batch, nbytes, newest, oldest = [], 0, None, None
+        batch.append(line)
+        nbytes += len(line) + 1
+        if ts is not None:
+            newest = ts if newest is None or ts > newest else newest
+            oldest = ts if oldest is None or ts < oldest else oldest
+    if batch:
+        yield Envelope(batch, newest)
+
+
+def _file_lines(paths: Sequence[str | Path], stats: ReplayStats) -> Iterator[bytes]:
+    for path in paths:
+        stream, raw = open_binary(path)
+        with raw, stream:
+            base = stats.bytes_read
+            for line in iter_lines(stream, path):
+                stats.bytes_read = base + raw.tell()
+                yield line
+            stats.bytes_read = base + os.fstat(raw.fileno()).st_size
+
+
+async def replay(
+    paths: Sequence[str | Path],
+    bootstrap: str,
+    speed: float | None = None,
+    envelope: int = DEFAULT_ENVELOPE,
+    partitions: int = DEFAULT_PARTITIONS,
+    topic: str = POSTS,
+    on_progress: Callable[[ReplayStats], None] | None = None,
+) -> ReplayStats:
+    """Send every line of ``paths`` to ``topic``; return once the broker acknowledged all."""
+    for p in paths:  # fail on an unreadable file before touching the broker
+        open_binary(p)[1].close()
+    stats = ReplayStats(bytes_total=sum(os.path.getsize(p) for p in paths))
+    counts = await ensure_topics(bootstrap, {topic: partitions})
+    n_parts = counts[topic]
+    producer = await start_producer(bootstrap)
+    pending: list[asyncio.Future] = []
+    stats.started = time.monotonic()
+    last_report = 0.0
+    try:
+        for i, env in enumerate(envelopes(_file_lines(paths, stats), envelope, speed)):
+            if env.ts is not None:
+                if stats.first_ts is None:
+                    stats.first_ts = env.ts
+                stats.last_ts = env.ts if stats.last_ts is None else max(stats.last_ts, env.ts)
+                if speed:
+                    due = stats.started + (env.ts - stats.first_ts) / speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+            ts_ms = int((env.ts if env.ts is not None else (stats.last_ts or time.time())) * 1000)
+            fut = await producer.send(
+                topic,
+                value=b"\n".join(env.lines),
+                partition=i % n_parts,
+                timestamp_ms=max(ts_ms, 0),
+            )
+            pending.append(fut)
+            stats.events += len(env.lines)
+            stats.records += 1
+            if len(pending) >= IN_FLIGHT:
+                await asyncio.gather(*pending)
+                pending.clear()
+            now = time.monotonic()
+            if on_progress and now - last_report > 0.25:
+                last_report = now
+                on_progress(stats)
+        await asyncio.gather(*pending)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    stats.finished = time.monotonic()
+    if on_progress:
+        on_progress(stats)
+    return stats
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,51 @@
+"""Settings shared by the CLI, the producer side and the worker."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+POSTS = "posts"
+REJECTED = "posts-rejected"
+DELTAS = "hashtag-deltas"
+
+DEFAULT_BROKER = "localhost:9092"
+DEFAULT_PARTITIONS = 8
+DEFAULT_APP_ID = "hashtag-spread"
+DEFAULT_METRICS_PORT = 8000
+
+
+class SettingsError(ValueError):
+    """A setting a user gave is unusable; the message is one line meant for them."""
+
+
+def parse_broker(value: str | None) -> str:
+    """``HOST:PORT[,HOST:PORT...]`` from a user's value; a ``kafka://`` prefix is accepted.
+
+    ``None`` means ``$KAFKA_BOOTSTRAP``, then ``localhost:9092``.
+    """
+    if value is None:
+        value = os.environ.get("KAFKA_BOOTSTRAP") or DEFAULT_BROKER
+    servers = []
+    for part in value.split(","):
+        part = part.strip()
+        for prefix in ("kafka://", "tcp://"):
+            if part.startswith(prefix):
+                part = part[len(prefix) :]
+        host, sep, port = part.rpartition(":")
+        if not sep:
+            host, port = part, "9092"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"bad broker address {value!r}: expected HOST:PORT")
+        servers.append(f"{host}:{int(port)}")
+    return ",".join(servers)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    broker: str = DEFAULT_BROKER
+    app_id: str = DEFAULT_APP_ID
+    partitions: int = DEFAULT_PARTITIONS
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = DEFAULT_METRICS_PORT
+    data_dir: str = ".spread-data"

@@ -1,0 +1,24 @@
+"""Event-time rates over epoch-aligned minute buckets.
+
+``posts_per_minute(buckets, watermark, w)`` is the number of posts in the ``w`` most recent
+minute buckets ending with the bucket that holds the watermark, divided by ``w``. Buckets are
+closed-open, ``[m, m + 60)``; the watermark is the newest event time seen. Event time, not wall
+time: a replay at 100x gives the same rates as the live stream did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+WINDOWS: dict[str, int] = {"1m": 1, "15m": 15, "1h": 60}
+
+
+def window_minutes(watermark: float, w: int) -> range:
+    """Start times of the ``w`` minute buckets ending with the watermark's bucket."""
+    last = int(watermark // 60) * 60
+    return range(last - (w - 1) * 60, last + 60, 60)
+
+
+def posts_per_minute(count_at: Callable[[int], int], watermark: float, w: int) -> float:
+    """Mean posts per minute over the ``w`` buckets ending at the watermark's bucket."""
+    return sum(count_at(m) for m in window_minutes(watermark, w)) / w
