@@ -79,5 +79,8 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     async def metrics(web, request):
         return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app.spread_registry = registry  # type: ignore[attr-defined] - for tests and tools
+    # For tests and tools that inspect a running app.
+    app.spread_registry = registry  # type: ignore[attr-defined]
+    app.spread_ingest = ingest  # type: ignore[attr-defined]
+    app.spread_counters = counters  # type: ignore[attr-defined]
     return app

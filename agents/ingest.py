@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
-from pipeline.events import REASONS
+from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
 
 if TYPE_CHECKING:
     import faust
@@ -52,7 +52,7 @@ class Ingest:
             async for event in stream.events():
                 msg = event.message
                 sp, so = msg.partition, msg.offset
-                summary = summarise(event.value)
+                summary = summarise(event.value, _is_envelope(msg.headers))
                 by_target = wire.split_by_partition(summary.tags, n_deltas, partition_cache)
                 for target, tags in by_target.items():
                     await deltas.send(
@@ -87,6 +87,13 @@ class Ingest:
             if row["wm"] is not None and (wm is None or row["wm"] > wm):
                 wm = row["wm"]
         return accepted, rejected, wm
+
+
+def _is_envelope(headers: Any) -> bool:
+    if not headers:
+        return False
+    items = headers.items() if hasattr(headers, "items") else headers
+    return any(k == ENVELOPE_HEADER and v == ENVELOPE_FORMAT for k, v in items)
 
 
 def _advance(row: dict[str, Any], offset: int, summary: Any) -> dict[str, Any]:

@@ -41,13 +41,16 @@ def minute_of(ts: float) -> int:
     return int(ts // 60) * 60
 
 
-def summarise(value: bytes | None) -> RecordSummary:
-    """Decode, validate, normalise and pre-aggregate every event line of one record."""
+def summarise(value: bytes | None, envelope: bool = False) -> RecordSummary:
+    """Decode, validate, normalise and pre-aggregate every event line of one record.
+
+    ``envelope``: the producer marked the record as JSON lines (see ``split_record``).
+    """
     out = RecordSummary()
     tags_out = out.tags
     loads = orjson.loads
     max_ts = None
-    for line in split_record(value):
+    for line in split_record(value, envelope):
         try:
             event = loads(line)
         except orjson.JSONDecodeError:

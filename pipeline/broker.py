@@ -36,7 +36,13 @@ def binary() -> str:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """True when a server could listen on host:port now.
+
+    SO_REUSEADDR as the servers themselves set it (tokio, aiohttp): connections left in
+    TIME_WAIT by a previous process do not make the port busy.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

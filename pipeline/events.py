@@ -24,7 +24,6 @@ A missing or ``null`` ``hashtags`` is a post without hashtags: accepted, counted
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -50,16 +49,22 @@ def validate(event: Any) -> str | None:
     return None
 
 
-def split_record(value: bytes | None) -> list[bytes]:
+ENVELOPE_HEADER = "spread-format"
+ENVELOPE_FORMAT = b"jsonl"
+
+
+def split_record(value: bytes | None, envelope: bool = False) -> list[bytes]:
     """The event lines of one record: a single event or an envelope of JSON lines.
 
-    Blank lines are not events. A record that holds one pretty-printed (multi-line) JSON
-    object from a foreign producer is recognised and kept whole.
+    Blank lines are not events. ``envelope`` says the producer marked the record as JSON
+    lines (header ``spread-format: jsonl``, as ``spread replay`` does): every line is then
+    judged on its own. An unmarked record from a foreign producer that holds one
+    pretty-printed (multi-line) JSON object is recognised and kept whole.
     """
     if not value:
         return []
     lines = [line for line in value.split(b"\n") if line.strip()]
-    if len(lines) > 1 and not _parses(lines[0]) and _parses(value):
+    if not envelope and len(lines) > 1 and not _parses(lines[0]) and _parses(value):
         return [value]
     return lines
 
@@ -75,26 +80,3 @@ def _parses(raw: bytes) -> bool:
 def encode_event(event: dict[str, Any]) -> bytes:
     """One event as a single JSON line (no trailing newline)."""
     return orjson.dumps(event)
-
-
-def encode_envelope(lines: Iterable[bytes]) -> bytes:
-    """Join already-encoded event lines into one envelope record value."""
-    return b"\n".join(lines)
-
-
-def iter_envelopes(lines: Iterable[bytes], size: int, max_bytes: int) -> Iterator[list[bytes]]:
-    """Group lines into envelopes of at most ``size`` lines and about ``max_bytes`` bytes.
-
-    A single line larger than ``max_bytes`` still gets an envelope of its own: judging it
-    is the worker's job, not the producer's.
-    """
-    batch: list[bytes] = []
-    nbytes = 0
-    for line in lines:
-        if batch and (len(batch) >= size or nbytes + len(line) + 1 > max_bytes):
-            yield batch
-            batch, nbytes = [], 0
-        batch.append(line)
-        nbytes += len(line) + 1
-    if batch:
-        yield batch

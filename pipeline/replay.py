@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.formats.native import iter_lines, open_binary
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.settings import DEFAULT_PARTITIONS, POSTS
@@ -29,6 +30,7 @@ ENVELOPE_MAX_BYTES = 900 * 1024
 # delivers events close to their due time instead of in large late bursts.
 PACED_ENVELOPE_WALL_SECONDS = 0.1
 IN_FLIGHT = 256
+ENVELOPE_HEADERS = [(ENVELOPE_HEADER, ENVELOPE_FORMAT)]
 
 
 @dataclass(slots=True)
@@ -144,6 +146,7 @@ async def replay(
                 value=b"\n".join(env.lines),
                 partition=i % n_parts,
                 timestamp_ms=max(ts_ms, 0),
+                headers=ENVELOPE_HEADERS,
             )
             pending.append(fut)
             stats.events += len(env.lines)

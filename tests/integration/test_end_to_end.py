@@ -1,0 +1,139 @@
+"""The whole pipeline on the embedded broker: replay → worker → /metrics == ground truth."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from tests.groundtruth import Truth, compute
+from tests.integration.conftest import SAMPLE, Metrics, replay, wait_for
+
+pytestmark = pytest.mark.integration
+
+EDGE_LINES = [
+    # Spellings of one tag, in one post and across posts; counted once per post.
+    {
+        "id": "e1",
+        "ts": 1508200000.25,
+        "region": "us",
+        "hashtags": ["#MeToo", "METOO", "ＭｅＴｏｏ"],
+    },
+    {"id": "e2", "ts": 1508200059.999, "region": "EG", "hashtags": ["#وأنا_كمان", "وأنا_كمان"]},
+    {"id": "e3", "ts": 1508200060, "region": None, "hashtags": ["＃YoTambien", "#"]},
+    {"id": "e4", "ts": 1508200061, "hashtags": None},
+    {"id": "e5", "ts": 1508200062, "region": "Atlantis", "hashtags": ["Straße", "STRASSE"]},
+    {"id": "e6", "ts": 1508100000.5, "region": "FR", "hashtags": ["balancetonporc"]},  # late
+]
+EDGE_RAW = [
+    b'{"id": "bad-nan", "ts": NaN, "hashtags": ["metoo"]}',
+    b'{"id": "bad-bool", "ts": true, "hashtags": ["metoo"]}',
+    b'{"id": "bad-utf8", "ts": 1508200000, "hashtags": ["\xff\xfe"]}',
+    b'{"id": "bad-tags", "ts": 1508200000, "hashtags": [1, 2]}',
+    b"42",
+]
+
+
+@pytest.fixture
+def edge_file(tmp_path):
+    path = tmp_path / "edge.jsonl"
+    lines = [json.dumps(e, ensure_ascii=False).encode() for e in EDGE_LINES] + EDGE_RAW
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def single(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.get(name, {}).get(tuple(sorted(labels.items())))
+
+
+def by_label(metrics: Metrics, name: str, *keys: str) -> dict:
+    out = {}
+    for labels, value in metrics.get(name, {}).items():
+        d = dict(labels)
+        out[tuple(d[k] for k in keys) if len(keys) > 1 else d[keys[0]]] = value
+    return out
+
+
+def processed(worker, truth: Truth):
+    """The scrape once every event was read and every hashtag's total reached the truth."""
+    m = worker.scrape()
+    read = sum(by_label(m, "spread_events_total", "outcome").values())
+    if read == truth.accepted + sum(truth.rejected.values()) and sum(
+        by_label(m, "hashtag_posts_total", "hashtag").values()
+    ) == sum(truth.posts.values()):
+        return m
+    return None
+
+
+def assert_matches(m: Metrics, truth: Truth) -> None:
+    assert by_label(m, "spread_events_total", "outcome") == {
+        "accepted": truth.accepted,
+        "rejected": sum(truth.rejected.values()),
+    }
+    rejected = {k: v for k, v in by_label(m, "spread_events_rejected_total", "reason").items() if v}
+    assert rejected == dict(truth.rejected)
+    assert single(m, "spread_watermark_timestamp_seconds") == pytest.approx(truth.watermark)
+    assert by_label(m, "hashtag_posts_total", "hashtag") == dict(truth.posts)
+    assert by_label(m, "hashtag_region_posts_total", "hashtag", "region") == dict(
+        truth.region_posts
+    )
+    assert by_label(m, "hashtag_region_first_seen_timestamp_seconds", "hashtag", "region") == (
+        pytest.approx(truth.first_seen)
+    )
+    reached = {t: len({r for (tt, r) in truth.region_posts if tt == t}) for t in truth.posts}
+    assert by_label(m, "hashtag_regions_reached", "hashtag") == reached
+    rates = by_label(m, "hashtag_posts_per_minute", "hashtag", "window")
+    expected = {
+        (tag, label): truth.per_minute(tag, w)
+        for tag in truth.posts
+        for label, w in {"1m": 1, "15m": 15, "1h": 60}.items()
+    }
+    assert rates == pytest.approx(expected)
+
+
+def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, edge_file):
+    truth = compute([SAMPLE, edge_file])
+    assert truth.posts["metoo"] > 1000 and len(truth.rejected) == 5  # the data exercises it
+    worker = make_worker().start()
+    replay(broker, str(SAMPLE), str(edge_file))
+    m = wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
+    assert_matches(m, truth)
+
+
+def test_worker_started_after_paced_single_event_replay(broker, make_worker, edge_file):
+    """Other speed, other partition count, one event per record, worker joins late."""
+    truth = compute([edge_file, SAMPLE])
+    # Event time spans ~30 h; at 200,000x that is about half a second of pacing.
+    replay(
+        broker,
+        "--speed",
+        "200000",
+        "--envelope",
+        "1",
+        "--partitions",
+        "3",
+        str(edge_file),
+        str(SAMPLE),
+    )
+    worker = make_worker(partitions=5).start()
+    m = wait_for(lambda: processed(worker, truth), 90, "the worker to count the replay")
+    assert_matches(m, truth)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_restarted_worker_recovers_exact_totals_from_changelogs(broker, make_worker, sig):
+    truth = compute([SAMPLE])
+    worker = make_worker().start()
+    replay(broker, "--envelope", "250", str(SAMPLE))
+    before = wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
+    assert_matches(before, truth)
+    worker.stop(sig)
+    worker.start()
+    after = wait_for(lambda: processed(worker, truth), 60, "the restarted worker to recover")
+    assert_matches(after, truth)
+    # Recovered state must also keep counting new events exactly once.
+    replay(broker, "--envelope", "250", str(SAMPLE))
+    doubled = compute([SAMPLE, SAMPLE])
+    final = wait_for(lambda: processed(worker, doubled), 60, "the second replay")
+    assert_matches(final, doubled)

@@ -1,0 +1,75 @@
+"""Agents in Faust's in-memory test context: no broker, the agents' own logic only."""
+
+import faust
+import orjson
+import pytest
+
+from agents.app import Topology, create_app
+from pipeline import deltas as wire
+from pipeline.aggregate import summarise
+from pipeline.settings import WorkerSettings
+
+
+@pytest.fixture
+def app(tmp_path):
+    settings = WorkerSettings(broker="localhost:1", app_id="test-agents", data_dir=str(tmp_path))
+    app = create_app(settings, Topology(posts=4, deltas=4))
+    app.finalize()
+    app.flow_control.resume()
+    return app
+
+
+def delta_for(partition: int, offset: int, *events: dict) -> bytes:
+    s = summarise(b"\n".join(orjson.dumps(e) for e in events))
+    return wire.encode(partition, offset, s.max_ts, s.tags)
+
+
+async def test_counters_apply_deltas_once(app):
+    counters = app.spread_counters
+    ev = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["#MeToo", "balancetonporc"]}
+    async with counters.agent.test_context() as agent:
+        await agent.put(delta_for(0, 7, ev))
+        await agent.put(delta_for(0, 7, ev))  # redelivered: skipped
+        await agent.put(delta_for(1, 0, {**ev, "region": "US", "ts": 10.0}))
+    metoo = counters.totals.data["metoo"]
+    assert metoo["n"] == 2
+    assert metoo["r"] == {"FR": 1, "US": 1}
+    assert metoo["f"] == {"FR": 125.0, "US": 10.0}
+    assert counters.minute_count("metoo", 120) == 1
+    assert counters.minute_count("metoo", 0) == 1
+    assert counters.minute_count("metoo", 60) == 0
+    assert counters.totals.data["balancetonporc"]["n"] == 2
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Records what agents send to topics: the test context has no broker to produce to."""
+    calls = []
+
+    async def fake_send(self, **kwargs):
+        calls.append((self.get_topic_name(), kwargs))
+
+    monkeypatch.setattr(faust.topics.Topic, "send", fake_send)
+    return calls
+
+
+async def test_ingest_counts_accepts_and_rejects(app, sent):
+    ingest = app.spread_ingest
+    value = b"\n".join([orjson.dumps({"id": "1", "ts": 60.0, "hashtags": ["a"]}), b"{nope", b"[1]"])
+    async with ingest.agent.test_context() as agent:
+        await agent.put(value, partition=2)
+        agent.sent_offset = 0  # the same record again, as after a crash before the commit
+        await agent.put(value, partition=2)
+        await agent.put(value, partition=2)  # the next record counts
+    accepted, rejected, wm = ingest.totals({2})
+    assert accepted == 2
+    assert rejected["invalid_json"] == 2 and rejected["not_object"] == 2
+    assert wm == 60.0
+    deltas = [kw for topic, kw in sent if topic == "hashtag-deltas"]
+    assert len(deltas) == 3  # one per record, redelivery included: stage 2 skips it
+    assert {wire.decode(d["value"])["so"] for d in deltas} == {0, 1}
+    assert all(d["partition"] == wire.partition_for("a", 4) for d in deltas)
+    dead = [kw for topic, kw in sent if topic == "posts-rejected"]
+    assert len(dead) == 4  # the redelivered record's rejects are not dead-lettered again
+    assert [d["value"] for d in dead[:2]] == [b"{nope", b"[1]"]
+    assert dict(dead[0]["headers"])["reason"] == b"invalid_json"
