@@ -5,11 +5,10 @@ Settings that differ from Faust's defaults, and why:
 ``broker_session_timeout=4``, ``broker_heartbeat_interval=1``
     The embedded broker holds a new group's JoinGroup for half the session timeout; Faust's
     default (60 s) makes a worker wait ~30 s to join. 4 s joins in about 2 s.
-``producer_max_batch_size=1``
-    Every record is its own record batch. The embedded broker reports the high watermark as
-    the base offset of the last batch + 1; Faust's changelog recovery reads up to the high
-    watermark, so multi-record batches would restore tables without their newest writes.
-    Coalesced table writes keep the record count, and so this cost, small.
+``consumer.highwaters`` corrected (:func:`install_true_highwaters`)
+    The embedded broker reports the high watermark as the base offset of the last batch + 1;
+    Faust's changelog recovery reads up to the high watermark, so it would restore tables
+    without their newest writes. The worker asks :func:`pipeline.offsets.true_end_offsets`.
 ``consumer_auto_offset_reset="earliest"``
     A worker started after a replay still counts every event already in ``posts``.
 ``store="memory://"``
@@ -27,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from agents.collector import SpreadCollector
 from agents.counters import Counters
 from agents.ingest import Ingest
+from pipeline.offsets import true_end_offsets
 from pipeline.settings import DELTAS, POSTS, REJECTED, WorkerSettings
 
 
@@ -51,7 +51,6 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=4,
         broker_heartbeat_interval=1,
-        producer_max_batch_size=1,
         web_enabled=True,
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,
@@ -79,8 +78,21 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     async def metrics(web, request):
         return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    install_true_highwaters(app, settings.broker)
+
     # For tests and tools that inspect a running app.
     app.spread_registry = registry  # type: ignore[attr-defined]
     app.spread_ingest = ingest  # type: ignore[attr-defined]
     app.spread_counters = counters  # type: ignore[attr-defined]
     return app
+
+
+def install_true_highwaters(app: faust.App, bootstrap: str) -> None:
+    """Make the consumer's ``highwaters`` (used by table recovery) exact on any broker."""
+    consumer = app.consumer
+    reported = consumer.highwaters
+
+    async def highwaters(*partitions):  # type: ignore[no-untyped-def]
+        return await true_end_offsets(bootstrap, await reported(*partitions))
+
+    consumer.highwaters = highwaters  # type: ignore[method-assign]

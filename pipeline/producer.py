@@ -33,17 +33,19 @@ async def ensure_topics(
         await admin.close()
         raise BrokerUnavailable(f"cannot reach broker {bootstrap}: {exc}") from exc
     try:
-        existing = await _partition_counts(admin, list(wanted))
+        # list_topics first: describing a topic that does not exist makes some brokers
+        # (Tansu, Kafka with auto.create.topics.enable) create it with their default count.
+        present = set(await admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=n, replication_factor=1)
             for name, n in wanted.items()
-            if name not in existing
+            if name not in present
         ]
         if missing:
             # A concurrent worker or producer may win the race to create them.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            existing = await _partition_counts(admin, list(wanted))
+        existing = await _partition_counts(admin, list(wanted))
         return {name: existing.get(name, wanted[name]) for name in wanted}
     finally:
         await admin.close()
