@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -83,6 +84,8 @@ def worker(
 
     from agents.app import Topology, create_app
 
+    # Until the broker answered, a failure is one line below, not aiokafka's log noise.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         bootstrap = parse_broker(broker_addr)
         if not port_is_free(metrics_host, metrics_port):
@@ -107,13 +110,14 @@ def worker(
         metrics_port=metrics_port,
         data_dir=data_dir,
     )
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))
     click.echo(
         f"worker {app_id}: broker {bootstrap}, metrics on "
         f"http://{metrics_host}:{metrics_port}/metrics",
         err=True,
     )
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     faust.Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
 
 

@@ -153,6 +153,36 @@ def replay(
     )
 
 
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--speed",
+    type=Speed(),
+    default="1800",
+    show_default=True,
+    help="Event seconds per wall second: 1800 plays the sample's 14 h in ~30 s.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="Preferred /metrics port (a free one is used if it is busy).",
+)
+@click.option(
+    "--broker-port",
+    type=click.IntRange(1, 65535),
+    default=9092,
+    show_default=True,
+    help="Preferred broker port (a free one is used if it is busy).",
+)
+def demo(files: Sequence[str], speed: float | None, metrics_port: int, broker_port: int) -> None:
+    """Broker + worker + paced replay of FILES (default: the shipped #MeToo sample)."""
+    from pipeline.demo import run_demo
+
+    sys.exit(run_demo(files, speed, metrics_port, broker_port))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     run(cli, argv)
 

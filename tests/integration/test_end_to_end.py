@@ -137,3 +137,36 @@ def test_restarted_worker_recovers_exact_totals_from_changelogs(broker, make_wor
     doubled = compute([SAMPLE, SAMPLE])
     final = wait_for(lambda: processed(worker, doubled), 60, "the second replay")
     assert_matches(final, doubled)
+
+
+def test_rejected_events_are_dead_lettered_with_reason(broker, make_worker, edge_file):
+    """Every rejected line lands in posts-rejected, byte for byte, with its reason."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    truth = compute([SAMPLE, edge_file])
+    worker = make_worker().start()
+    replay(broker, str(SAMPLE), str(edge_file))
+    wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
+
+    async def read_dead_letters(expected: int) -> list[tuple[str, bytes]]:
+        consumer = AIOKafkaConsumer(
+            "posts-rejected", bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        out: list[tuple[str, bytes]] = []
+        try:
+            for _ in range(50):
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for r in records:
+                        out.append((dict(r.headers)["reason"].decode(), r.value))
+                if len(out) >= expected and not batch:
+                    break
+        finally:
+            await consumer.stop()
+        return out
+
+    dead = asyncio.run(read_dead_letters(len(truth.bad_lines)))
+    assert sorted(dead) == sorted(truth.bad_lines)
