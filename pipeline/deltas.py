@@ -1,13 +1,15 @@
 """Topic ``hashtag-deltas``: the wire format between stage 1 and stage 2, and how stage 2
 applies it idempotently.
 
-Stage 1 turns one record of ``posts`` (source partition ``sp``, offset ``so``) into at most one
-delta record per partition of ``hashtag-deltas``; the partition of a hashtag is the Kafka
-default partitioner's (murmur2) hash of its UTF-8 bytes, so one stage-2 owner sees every delta
-of a hashtag. Record value (JSON)::
+Stage 1 summarises each record of ``posts`` (source partition ``sp``, offset ``so``) and, per
+batch of records, sends at most one delta record per partition of ``hashtag-deltas``; the
+partition of a hashtag is the Kafka default partitioner's (murmur2) hash of its UTF-8 bytes, so
+one stage-2 owner sees every delta of a hashtag. A delta record keeps one entry per source
+record, so that each can be skipped on its own (JSON)::
 
-    {"sp": 3, "so": 1042, "wm": 1508106060.5,
-     "t": {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts}]}}
+    {"e": [[sp, so, wm,
+            {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts}]}],
+           ...]}
 
 Idempotence: every stored value carries ``m``, the highest source offset applied per source
 partition. A delta whose ``so`` is not above the mark of its ``sp`` has been applied already
@@ -47,14 +49,20 @@ def split_by_partition(
     return out
 
 
-def encode(sp: int, so: int, wm: float | None, tags: Mapping[str, TagDelta]) -> bytes:
-    """Serialise one delta record (minute buckets as pairs: JSON keys must be strings)."""
-    wire = {t: [d[0], d[1], list(d[2].items()), d[3]] for t, d in tags.items()}
-    return orjson.dumps({"sp": sp, "so": so, "wm": wm, "t": wire})
+Entry = list  # [sp, so, wm, {tag: wire TagDelta}]
 
 
-def decode(value: bytes) -> dict[str, Any]:
-    return orjson.loads(value)
+def entry(sp: int, so: int, wm: float | None, tags: Mapping[str, TagDelta]) -> Entry:
+    """One source record's contribution (minute buckets as pairs: JSON keys are strings)."""
+    return [sp, so, wm, {t: [d[0], d[1], list(d[2].items()), d[3]] for t, d in tags.items()}]
+
+
+def encode(entries: list[Entry]) -> bytes:
+    return orjson.dumps({"e": entries})
+
+
+def decode(value: bytes) -> list[Entry]:
+    return orjson.loads(value)["e"]
 
 
 def is_applied(marks: Mapping[str, int] | None, sp: int, so: int) -> bool:

@@ -11,26 +11,34 @@ from pipeline.settings import WorkerSettings
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, monkeypatch):
     settings = WorkerSettings(broker="localhost:1", app_id="test-agents", data_dir=str(tmp_path))
     app = create_app(settings, Topology(posts=4, deltas=4))
     app.finalize()
     app.flow_control.resume()
+    app.changelog_records = []  # what the agents wrote to changelogs: there is no broker
+
+    async def fake_send(topic, key, value, partition, timestamp, headers):
+        app.changelog_records.append((topic, partition, orjson.loads(key), orjson.loads(value)))
+
+    monkeypatch.setattr(app.producer, "send", fake_send)
     return app
 
 
-def delta_for(partition: int, offset: int, *events: dict) -> bytes:
+async def put_record(agent, sp: int, so: int, *events: dict) -> None:
+    """What stage 1 sends for source record (sp, so): one delta per target partition."""
     s = summarise(b"\n".join(orjson.dumps(e) for e in events))
-    return wire.encode(partition, offset, s.max_ts, s.tags)
+    for target, tags in wire.split_by_partition(s.tags, 4).items():
+        await agent.put(wire.encode([wire.entry(sp, so, s.max_ts, tags)]), partition=target)
 
 
 async def test_counters_apply_deltas_once(app):
     counters = app.spread_counters
     ev = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["#MeToo", "balancetonporc"]}
     async with counters.agent.test_context() as agent:
-        await agent.put(delta_for(0, 7, ev))
-        await agent.put(delta_for(0, 7, ev))  # redelivered: skipped
-        await agent.put(delta_for(1, 0, {**ev, "region": "US", "ts": 10.0}))
+        await put_record(agent, 0, 7, ev)
+        await put_record(agent, 0, 7, ev)  # redelivered: skipped
+        await put_record(agent, 1, 0, {**ev, "region": "US", "ts": 10.0})
     metoo = counters.totals.data["metoo"]
     assert metoo["n"] == 2
     assert metoo["r"] == {"FR": 1, "US": 1}
@@ -39,6 +47,13 @@ async def test_counters_apply_deltas_once(app):
     assert counters.minute_count("metoo", 0) == 1
     assert counters.minute_count("metoo", 60) == 0
     assert counters.totals.data["balancetonporc"]["n"] == 2
+    # Every stored value went to its hashtag's changelog partition, last write = stored value.
+    last = {}
+    for topic, partition, key, value in app.changelog_records:
+        tag = key if isinstance(key, str) else key[0]
+        assert partition == wire.partition_for(tag, 4), (topic, key)
+        last[(topic, str(key))] = value
+    assert last[("test-agents-hashtag-totals-changelog", "metoo")] == metoo
 
 
 @pytest.fixture
@@ -66,8 +81,9 @@ async def test_ingest_counts_accepts_and_rejects(app, sent):
     assert rejected["invalid_json"] == 2 and rejected["not_object"] == 2
     assert wm == 60.0
     deltas = [kw for topic, kw in sent if topic == "hashtag-deltas"]
-    assert len(deltas) == 3  # one per record, redelivery included: stage 2 skips it
-    assert {wire.decode(d["value"])["so"] for d in deltas} == {0, 1}
+    assert len(deltas) >= 1
+    offsets = [e[1] for d in deltas for e in wire.decode(d["value"])]
+    assert sorted(offsets) == [0, 0, 1]  # the redelivered record is sent again: stage 2 skips it
     assert all(d["partition"] == wire.partition_for("a", 4) for d in deltas)
     dead = [kw for topic, kw in sent if topic == "posts-rejected"]
     assert len(dead) == 4  # the redelivered record's rejects are not dead-lettered again

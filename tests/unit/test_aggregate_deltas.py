@@ -51,9 +51,10 @@ def test_delta_roundtrip_and_split():
     assert sorted(t for tags in parts.values() for t in tags) == ["a", "b", "c"]
     for p, tags in parts.items():
         assert all(wire.partition_for(t, 4) == p for t in tags)
-    decoded = wire.decode(wire.encode(3, 17, s.max_ts, s.tags))
-    assert decoded["sp"] == 3 and decoded["so"] == 17 and decoded["wm"] == 60
-    assert decoded["t"]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
+    entries = [wire.entry(3, 17, s.max_ts, s.tags), wire.entry(3, 18, None, {})]
+    decoded = wire.decode(wire.encode(entries))
+    assert [e[:3] for e in decoded] == [[3, 17, 60], [3, 18, None]]
+    assert decoded[0][3]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
 
 
 def test_apply_total_is_idempotent_per_source_partition():
