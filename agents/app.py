@@ -23,6 +23,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from agents.changelog import ChangelogWriter
 from agents.collector import SpreadCollector
 from agents.counters import Counters
 from agents.ingest import Ingest
@@ -67,8 +68,9 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         partitions=topology.deltas,
     )
 
-    counters = Counters(app, deltas, topology.deltas)
-    ingest = Ingest(app, posts, rejected, deltas, topology)
+    writer = ChangelogWriter(settings.broker)
+    counters = Counters(app, deltas, topology.deltas, writer)
+    ingest = Ingest(app, posts, rejected, deltas, topology, writer)
 
     registry = CollectorRegistry(auto_describe=True)
     registry.register(SpreadCollector(app, ingest, counters))
@@ -84,6 +86,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     app.spread_registry = registry  # type: ignore[attr-defined]
     app.spread_ingest = ingest  # type: ignore[attr-defined]
     app.spread_counters = counters  # type: ignore[attr-defined]
+    app.spread_writer = writer  # type: ignore[attr-defined] - the worker starts and stops it
     return app
 
 

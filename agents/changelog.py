@@ -1,47 +1,101 @@
-"""Coalesced table writes: set the value in the store, send one changelog record per key.
+"""Coalesced table writes: set values in the stores, send them as whole changelog batches.
 
-Faust's ``table[key] = value`` costs a few hundred microseconds (a FutureMessage, its
-buffer, stdlib-json serialisation) and needs a current event to pick the partition. Our
-writes happen once per key per batch, for a partition we already know, so they go straight to
-the producer: orjson-encoded (standard JSON, so Faust's recovery decodes them as usual) and
-with an explicit partition.
+Faust's ``table[key] = value`` costs a few hundred microseconds (a FutureMessage, its buffer,
+stdlib-json serialisation, a future per record in aiokafka) and needs a current event to pick
+the partition. Our writes happen once per key per batch, for partitions we already know, so
+:class:`ChangelogWriter` encodes them with orjson (standard JSON: Faust's recovery decodes them
+as usual) and hands them to its own aiokafka producer through the batch API: one batch and one
+future per changelog partition, not per record.
 
-The memory store keeps no persisted offsets, so skipping Faust's on-sent bookkeeping loses
-nothing; a disk store (RocksDB) would need it.
+:meth:`ChangelogWriter.write` returns only once the broker acknowledged every record. The
+agents call it inside the batch they are processing, and Faust acknowledges (and later
+commits) a batch only after the agent body finished, so a committed source offset always has
+its state in the changelog.
+
+The memory store keeps no persisted offsets, so Faust's on-sent bookkeeping is not needed; a
+disk store (RocksDB) would need it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-
-if TYPE_CHECKING:
-    import faust
-
+from aiokafka import AIOKafkaProducer
+from mode import Service
 
 Writes = Iterable[tuple[int, Any, Any]]  # (partition, key, value)
 
+BATCH_BYTES = 1024 * 1024
 
-async def write(app: faust.App, *groups: tuple[Any, Writes]) -> int:
-    """Apply ``(table, writes)`` groups to the stores, then send them to the changelogs.
 
-    Every store is updated before the first send is awaited, so a scrape (which runs between
-    two awaits) sees a batch entirely or not at all. Returns the number of records sent.
-    """
-    batches = []
-    for table, writes in groups:
-        writes = list(writes)
-        data = table.data
-        for _partition, key, value in writes:
-            data[key] = value
-        batches.append((table.changelog_topic.get_topic_name(), writes))
-    send = app.producer.send
-    dumps = orjson.dumps
-    n = 0
-    for topic, writes in batches:
-        for partition, key, value in writes:
-            await send(topic, dumps(key), dumps(value), partition, None, None)
-        n += len(writes)
-    return n
+class ChangelogWriter(Service):
+    def __init__(self, bootstrap: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+        self.records_sent = 0
+
+    async def on_start(self) -> None:
+        await self._ensure_producer()
+
+    async def on_stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                linger_ms=0,
+                max_batch_size=BATCH_BYTES,
+                max_request_size=4 * BATCH_BYTES,
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def write(self, *groups: tuple[Any, Writes]) -> int:
+        """Apply ``(table, writes)`` groups to the stores, then to the changelogs.
+
+        Every store is updated before the first await, so a scrape (which runs between two
+        awaits) sees a batch entirely or not at all. Returns the number of records sent.
+        """
+        encoded: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+        dumps = orjson.dumps
+        for table, writes in groups:
+            data = table.data
+            topic = table.changelog_topic.get_topic_name()
+            for partition, key, value in writes:
+                data[key] = value
+                encoded.setdefault((topic, partition), []).append((dumps(key), dumps(value)))
+        if not encoded:
+            return 0
+        return await self.send(encoded)
+
+    async def send(self, encoded: dict[tuple[str, int], list[tuple[bytes, bytes]]]) -> int:
+        producer = await self._ensure_producer()
+        futures = []
+        n = 0
+        for (topic, partition), records in encoded.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                while batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            n += len(records)
+        await asyncio.gather(*futures)
+        self.records_sent += n
+        return n
+
+
+def plain_dict(table: Any) -> Any:
+    """The dict behind a table's memory store, for fast reads (``Store.get`` goes through
+    ``collections.abc`` and costs an exception per missing key)."""
+    store = table.data
+    return getattr(store, "data", store)

@@ -118,7 +118,11 @@ def worker(
         err=True,
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    faust.Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
+    # The changelog writer is a service of its own; a write cut short by shutdown leaves its
+    # batch unacknowledged, so it is redelivered and skipped or applied on the next start.
+    faust.Worker(
+        app, app.spread_writer, loglevel=loglevel.upper(), quiet=True
+    ).execute_from_commandline()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

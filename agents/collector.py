@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
-from pipeline.virality.rates import WINDOWS, posts_per_minute
+from pipeline.virality.rates import window_rates
 
 if TYPE_CHECKING:
     import faust
@@ -62,6 +63,11 @@ class SpreadCollector:
                 "Newest event time seen by this worker (epoch seconds).",
                 value=watermark,
             )
+        yield CounterMetricFamily(
+            "spread_delta_overlaps",
+            "Delta ranges that straddled an applied offset (must stay 0; see pipeline.deltas).",
+            value=self.counters.overlaps,
+        )
         yield from self._hashtags(watermark)
 
     def _hashtags(self, watermark: float | None) -> Iterator[Metric]:
@@ -88,7 +94,8 @@ class SpreadCollector:
             "Event time of the hashtag's first post in the region.",
             labels=["hashtag", "region"],
         )
-        for tag, value in list(counters.totals.data.items()):
+        keys = counters.recent_keys(watermark) if watermark is not None else None
+        for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
                 continue
             total.add_metric([tag], value["n"])
@@ -97,11 +104,8 @@ class SpreadCollector:
             reached.add_metric([tag], len(value["r"]))
             for region, ts in value["f"].items():
                 first_seen.add_metric([tag, region], ts)
-            if watermark is not None:
-                for label, w in WINDOWS.items():
-                    per_minute = posts_per_minute(
-                        lambda m, tag=tag: counters.minute_count(tag, m), watermark, w
-                    )
+            if keys is not None:
+                for label, per_minute in window_rates(counters.recent_counts(tag, keys)).items():
                     rate.add_metric([tag, label], per_minute)
         yield total
         yield region_total

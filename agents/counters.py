@@ -21,21 +21,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents import changelog
+from agents.changelog import plain_dict
 from pipeline import deltas as wire
+from pipeline.virality.rates import LONGEST, window_minutes
 
 if TYPE_CHECKING:
     import faust
+
+    from agents.changelog import ChangelogWriter
 
 TOTALS_TABLE = "hashtag-totals"
 MINUTES_TABLE = "hashtag-minutes"
 MINUTE = 60.0
 BATCH_RECORDS = 256
-BATCH_SECONDS = 0.2
+# Longer than stage 1's: every hot hashtag is written once per batch, so a longer batch means
+# fewer writes; it is also what a change waits, at most, before /metrics shows it.
+BATCH_SECONDS = 0.5
 
 
 class Counters:
-    def __init__(self, app: faust.App, deltas: faust.TopicT, partitions: int) -> None:
+    def __init__(
+        self, app: faust.App, deltas: faust.TopicT, partitions: int, writer: ChangelogWriter
+    ) -> None:
         self.app = app
         self.partitions = partitions
         self.totals = app.Table(TOTALS_TABLE, default=None, partitions=partitions)
@@ -45,6 +52,9 @@ class Counters:
         # Newest event time in the deltas this worker applied; the watermark of last resort
         # when it owns no partition of ``posts``.
         self.delta_watermark: float | None = None
+        # Entries that straddled a mark: impossible by construction (pipeline.deltas); counted
+        # and exported so that a broken assumption shows instead of hiding.
+        self.overlaps = 0
         self._partition_of: dict[str, int] = {}
 
         @app.agent(deltas, name="counters")
@@ -53,7 +63,7 @@ class Counters:
                 totals, buckets = self.apply_batch(
                     [(e.message.partition, wire.decode(e.value)) for e in batch]
                 )
-                await changelog.write(app, (self.totals, totals), (self.minutes.table, buckets))
+                await writer.write((self.totals, totals), (self.minutes.table, buckets))
 
         self.agent = counters
 
@@ -66,28 +76,41 @@ class Counters:
         Faust acknowledges the batch only after the agent wrote them, so no offset commit can
         cover a delta whose effect is not in the changelog's producer queue.
         """
-        totals = self.totals
-        minutes = self.minutes.table
-        ranges = minutes.window.ranges
+        totals = plain_dict(self.totals)
+        buckets = plain_dict(self.minutes.table)
+        ranges = self.minutes.table.window.ranges
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
         new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
         wm_seen = self.delta_watermark
         for partition, entries in batch:
-            for sp, so, wm, tags in entries:
+            for sp, first, last, wm, tags in entries:
                 if wm is not None and (wm_seen is None or wm > wm_seen):
                     wm_seen = wm
-                for tag, (posts, by_region, by_minute, first) in tags.items():
+                for tag, (posts, by_region, by_minute, first_seen) in tags.items():
                     pending = new_totals.get(tag)
-                    current = pending[1] if pending else totals.data.get(tag)
-                    value = wire.apply_total(current, sp, so, posts, by_region, first)
-                    if value is not None:
+                    if pending is None:
+                        stored = totals.get(tag)
+                        value = wire.copy_total(stored) if stored else wire.new_total()
+                    else:
+                        value = pending[1]
+                    verdict = wire.check(value["m"], sp, first, last)
+                    if verdict == wire.APPLY:
+                        wire.merge_total(value, sp, last, posts, by_region, first_seen)
                         new_totals[tag] = (partition, value)
+                    elif verdict == wire.OVERLAP:
+                        self.overlaps += 1
+                    # Buckets carry their own marks: a crash may have kept a total's write
+                    # and lost a bucket's (or the reverse), so each is checked on its own.
                     for minute, count in by_minute:
                         key = (tag, ranges(float(minute))[0])
                         pending_bucket = new_buckets.get(key)
-                        current = pending_bucket[1] if pending_bucket else minutes.data.get(key)
-                        bucket = wire.apply_bucket(current, sp, so, count)
-                        if bucket is not None:
+                        if pending_bucket is None:
+                            stored = buckets.get(key)
+                            bucket = [stored[0], dict(stored[1])] if stored else [0, {}]
+                        else:
+                            bucket = pending_bucket[1]
+                        if wire.check(bucket[1], sp, first, last) == wire.APPLY:
+                            wire.merge_bucket(bucket, sp, last, count)
                             new_buckets[key] = (partition, bucket)
         self.delta_watermark = wm_seen
         return (
@@ -95,10 +118,24 @@ class Counters:
             [(p, key, bucket) for key, (p, bucket) in new_buckets.items()],
         )
 
+    def recent_keys(self, watermark: float) -> list[tuple[float, float]]:
+        """Window ranges of the newest ``LONGEST`` minutes, the watermark's bucket first;
+        computed once per scrape, then looked up for every hashtag."""
+        ranges = self.minutes.table.window.ranges
+        return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, LONGEST))]
+
+    def recent_counts(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:
+        buckets = plain_dict(self.minutes.table)
+        out = []
+        for rng in keys:
+            value = buckets.get((tag, rng))
+            out.append(value[0] if value else 0)
+        return out
+
     def minute_count(self, tag: str, minute: int) -> int:
         table = self.minutes.table
         (rng,) = table.window.ranges(float(minute))
-        value = table.data.get((tag, rng))
+        value = plain_dict(table).get((tag, rng))
         return value[0] if value else 0
 
     def partition_of(self, tag: str) -> int:

@@ -1,25 +1,26 @@
 """Stage 1: records of ``posts`` → validated, normalised, pre-aggregated ``hashtag-deltas``.
 
 Records are taken in batches (``stream.take_events``). Per record (one event or an envelope
-of many): decode and judge every line (:func:`pipeline.aggregate.summarise`) and dead-letter
-rejected lines to ``posts-rejected`` (value = the line's exact bytes, headers ``reason`` and
-``source``). Per batch: one delta record per target partition of ``hashtag-deltas``, holding
-one entry per source record tagged with its source partition and offset, and one write per
-source partition of the progress table (accepted, rejected by reason, watermark, last offset
-counted), changelog-backed and keyed by the source partition.
+of many): decode and judge every line (:func:`pipeline.aggregate.summarise`), pre-aggregate
+per source partition, and dead-letter rejected lines to ``posts-rejected`` (value = the line's
+exact bytes, headers ``reason`` and ``source``). Per batch: one write per source partition of
+the progress table (accepted, rejected by reason, watermark, last offset counted),
+changelog-backed and keyed by the source partition; then one delta record per target
+partition of ``hashtag-deltas``, with an entry per source partition covering the batch's
+offset range.
 
-Redelivery (a crash or rebalance before the offset commit): deltas are sent again, and stage 2
-skips them by their source offset; the progress row records the last offset it counted, so
-counts and dead letters are not repeated. Faust commits only after flushing the producer, and
-the batch is acknowledged only after this code ran, so a committed offset implies its deltas,
-dead letters and progress were all handed to the broker.
+Redelivery (a crash or rebalance before the offset commit): records at or below the progress
+row's offset were counted already; their deltas are sent again, one entry per record, and
+stage 2 skips what it applied (:mod:`pipeline.deltas` says why ranges are safe). Counts and
+dead letters are not repeated. The batch is acknowledged only after this code ran and Faust
+flushes the producer before it commits, so a committed offset has all of it at the broker.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents import changelog
+from agents.changelog import plain_dict
 from pipeline import deltas as wire
 from pipeline.aggregate import RecordSummary, summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import faust
 
     from agents.app import Topology
+    from agents.changelog import ChangelogWriter
 
 PROGRESS_TABLE = "ingest-progress"
 # Records per batch: envelopes hold up to 1,000 events each, so a batch is up to ~64k events;
@@ -48,6 +50,7 @@ class Ingest:
         rejected: faust.TopicT,
         deltas: faust.TopicT,
         topology: Topology,
+        writer: ChangelogWriter,
     ) -> None:
         self.app = app
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
@@ -57,36 +60,52 @@ class Ingest:
         @app.agent(posts, name="ingest")
         async def ingest(stream: faust.StreamT) -> None:
             progress = self.progress
+            progress_rows = plain_dict(progress)
             async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
-                by_target: dict[int, list[wire.Entry]] = {}
+                entries: list[tuple[int, int, int, float | None, dict]] = []
+                fresh: dict[int, list] = {}  # sp -> [first, last, wm, tags]
                 rows: dict[int, dict[str, Any]] = {}
                 dead: list[tuple[bytes, str, bytes]] = []
                 for event in batch:
                     msg = event.message
                     sp, so = msg.partition, msg.offset
-                    summary = summarise(event.value, _is_envelope(msg.headers))
-                    split = wire.split_by_partition(summary.tags, n_deltas, partition_cache)
-                    for target, tags in split.items():
-                        by_target.setdefault(target, []).append(
-                            wire.entry(sp, so, summary.max_ts, tags)
-                        )
-                    row = rows.get(sp) or progress.data.get(sp) or empty_progress()
+                    envelope = _is_envelope(msg.headers)
+                    row = rows.get(sp) or progress_rows.get(sp) or empty_progress()
                     if so <= row["off"]:
-                        continue  # counted before this redelivery
+                        # Counted before this redelivery: deltas again, as an entry of its
+                        # own (stage 2 skips what it applied); no counts, no dead letters.
+                        s = summarise(event.value, envelope)
+                        entries.append((sp, so, so, s.max_ts, s.tags))
+                        continue
+                    acc = fresh.get(sp)
+                    if acc is None:
+                        acc = fresh[sp] = [so, so, None, {}]
+                    summary = summarise(event.value, envelope, into=acc[3])
+                    acc[1] = so
+                    if summary.max_ts is not None and (acc[2] is None or summary.max_ts > acc[2]):
+                        acc[2] = summary.max_ts
                     rows[sp] = _advance(row, so, summary)
                     source = f"{msg.topic}/{sp}/{so}".encode()
                     dead.extend((source, reason, line) for reason, line in summary.rejected)
-                # The batch is acknowledged only after this body ran, and Faust flushes the
-                # producer before it commits, so all of this reaches the broker first.
-                await changelog.write(app, (progress, [(sp, sp, row) for sp, row in rows.items()]))
+                entries.extend((sp, *acc) for sp, acc in fresh.items())
+                # Progress first, acknowledged by the broker, then deltas: a record above the
+                # recorded offset was never sent, so a range never straddles a stage-2 mark.
+                await writer.write((progress, [(sp, sp, row) for sp, row in rows.items()]))
                 for source, reason, line in dead:
                     await rejected.send(
                         key=source,
                         value=line,
                         headers=[("reason", reason.encode()), ("source", source)],
                     )
-                for target, entries in by_target.items():
-                    await deltas.send(value=wire.encode(entries), partition=target)
+                by_target: dict[int, list[wire.Entry]] = {}
+                for sp, first, last, wm, tags in entries:
+                    split = wire.split_by_partition(tags, n_deltas, partition_cache)
+                    for target, part in split.items():
+                        by_target.setdefault(target, []).append(
+                            wire.entry(sp, first, last, wm, part)
+                        )
+                for target, delta_entries in by_target.items():
+                    await deltas.send(value=wire.encode(delta_entries), partition=target)
 
         self.agent = ingest
 
@@ -96,7 +115,7 @@ class Ingest:
         rejected = dict.fromkeys(REASONS, 0)
         wm: float | None = None
         for p in partitions:
-            row = self.progress.data.get(p)
+            row = plain_dict(self.progress).get(p)
             if not row:
                 continue
             accepted += row["acc"]

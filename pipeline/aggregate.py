@@ -41,12 +41,16 @@ def minute_of(ts: float) -> int:
     return int(ts // 60) * 60
 
 
-def summarise(value: bytes | None, envelope: bool = False) -> RecordSummary:
+def summarise(
+    value: bytes | None, envelope: bool = False, into: dict[str, TagDelta] | None = None
+) -> RecordSummary:
     """Decode, validate, normalise and pre-aggregate every event line of one record.
 
     ``envelope``: the producer marked the record as JSON lines (see ``split_record``).
+    ``into``: tag deltas to add to (several records pre-aggregated together); the summary's
+    ``tags`` is that dict.
     """
-    out = RecordSummary()
+    out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
     loads = orjson.loads
     max_ts = None

@@ -1,22 +1,27 @@
 """Topic ``hashtag-deltas``: the wire format between stage 1 and stage 2, and how stage 2
 applies it idempotently.
 
-Stage 1 summarises each record of ``posts`` (source partition ``sp``, offset ``so``) and, per
-batch of records, sends at most one delta record per partition of ``hashtag-deltas``; the
-partition of a hashtag is the Kafka default partitioner's (murmur2) hash of its UTF-8 bytes, so
-one stage-2 owner sees every delta of a hashtag. A delta record keeps one entry per source
-record, so that each can be skipped on its own (JSON)::
+Stage 1 pre-aggregates a batch of ``posts`` records and sends at most one delta record per
+partition of ``hashtag-deltas``; the partition of a hashtag is the Kafka default partitioner's
+(murmur2) hash of its UTF-8 bytes, so one stage-2 owner sees every delta of a hashtag. A delta
+record holds entries, each covering a contiguous range of offsets ``[first, last]`` of one
+source partition ``sp`` (JSON)::
 
-    {"e": [[sp, so, wm,
+    {"e": [[sp, first, last, wm,
             {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts}]}],
            ...]}
 
 Idempotence: every stored value carries ``m``, the highest source offset applied per source
-partition. A delta whose ``so`` is not above the mark of its ``sp`` has been applied already
+partition. An entry whose ``last`` is not above the mark of its ``sp`` was applied already
 (redelivered after a crash or rebalance) and is skipped. Each stored value is self-contained
 (its own marks), so whichever changelog writes survived a crash, each one is consistent.
-Source offsets of one ``posts`` partition reach a ``hashtag-deltas`` partition in order, because
-one owner processes a partition sequentially and the producer keeps per-partition order.
+
+Why a range never straddles a mark: stage 1 records, per source partition, the last offset it
+counted, and waits for the broker to acknowledge that record *before* it sends the deltas. A
+record above that mark was therefore never sent before, and its batch's range is entirely new;
+a record at or below it is a redelivery, which stage 1 sends as an entry of its own
+(``first == last``). Entries of one source partition reach a ``hashtag-deltas`` partition in
+offset order: one owner processes a partition sequentially and the producer keeps order.
 """
 
 from __future__ import annotations
@@ -49,12 +54,20 @@ def split_by_partition(
     return out
 
 
-Entry = list  # [sp, so, wm, {tag: wire TagDelta}]
+Entry = list  # [sp, first, last, wm, {tag: wire TagDelta}]
+
+APPLY, SKIP, OVERLAP = "apply", "skip", "overlap"
 
 
-def entry(sp: int, so: int, wm: float | None, tags: Mapping[str, TagDelta]) -> Entry:
-    """One source record's contribution (minute buckets as pairs: JSON keys are strings)."""
-    return [sp, so, wm, {t: [d[0], d[1], list(d[2].items()), d[3]] for t, d in tags.items()}]
+def entry(sp: int, first: int, last: int, wm: float | None, tags: Mapping[str, TagDelta]) -> Entry:
+    """One source range's contribution (minute buckets as pairs: JSON keys are strings)."""
+    return [
+        sp,
+        first,
+        last,
+        wm,
+        {t: [d[0], d[1], list(d[2].items()), d[3]] for t, d in tags.items()},
+    ]
 
 
 def encode(entries: list[Entry]) -> bytes:
@@ -65,45 +78,49 @@ def decode(value: bytes) -> list[Entry]:
     return orjson.loads(value)["e"]
 
 
-def is_applied(marks: Mapping[str, int] | None, sp: int, so: int) -> bool:
-    """True when the delta from (sp, so) is already reflected in a value with these marks."""
-    return bool(marks) and marks.get(str(sp), -1) >= so
+def check(marks: Mapping[str, int] | None, sp: int, first: int, last: int) -> str:
+    """APPLY a new range, SKIP an applied one; OVERLAP cannot happen (see module docstring)."""
+    mark = marks.get(str(sp), -1) if marks else -1
+    if last <= mark:
+        return SKIP
+    if first <= mark:
+        return OVERLAP
+    return APPLY
 
 
-def apply_total(
-    value: Mapping[str, Any] | None,
+def new_total() -> dict[str, Any]:
+    return {"n": 0, "r": {}, "f": {}, "m": {}}
+
+
+def copy_total(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {"n": value["n"], "r": dict(value["r"]), "f": dict(value["f"]), "m": dict(value["m"])}
+
+
+def merge_total(
+    value: dict[str, Any],
     sp: int,
-    so: int,
+    last: int,
     posts: int,
     by_region: Mapping[str, int],
     first_seen: Mapping[str, float],
-) -> dict[str, Any] | None:
-    """New per-hashtag total value, or None when this delta was applied before.
+) -> None:
+    """Add a delta to a per-hashtag value the caller owns (mutated in place).
 
     Value: ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks}``.
     """
-    marks = value.get("m") if value else None
-    if is_applied(marks, sp, so):
-        return None
-    if value:
-        regions = dict(value["r"])
-        first = dict(value["f"])
-        n = value["n"] + posts
-    else:
-        regions, first, n = {}, {}, posts
+    value["n"] += posts
+    regions = value["r"]
     for region, count in by_region.items():
         regions[region] = regions.get(region, 0) + count
+    first = value["f"]
     for region, ts in first_seen.items():
         earliest = first.get(region)
         if earliest is None or ts < earliest:
             first[region] = ts
-    return {"n": n, "r": regions, "f": first, "m": {**(marks or {}), str(sp): so}}
+    value["m"][str(sp)] = last
 
 
-def apply_bucket(value: list[Any] | None, sp: int, so: int, posts: int) -> list[Any] | None:
-    """New ``[posts, marks]`` value of one (hashtag, minute) bucket, or None if applied."""
-    marks = value[1] if value else None
-    if is_applied(marks, sp, so):
-        return None
-    count = (value[0] if value else 0) + posts
-    return [count, {**(marks or {}), str(sp): so}]
+def merge_bucket(value: list[Any], sp: int, last: int, posts: int) -> None:
+    """Add to a ``[posts, marks]`` (hashtag, minute) bucket the caller owns."""
+    value[0] += posts
+    value[1][str(sp)] = last

@@ -8,7 +8,7 @@ time: a replay at 100x gives the same rates as the live stream did.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 WINDOWS: dict[str, int] = {"1m": 1, "15m": 15, "1h": 60}
 
@@ -22,3 +22,22 @@ def window_minutes(watermark: float, w: int) -> range:
 def posts_per_minute(count_at: Callable[[int], int], watermark: float, w: int) -> float:
     """Mean posts per minute over the ``w`` buckets ending at the watermark's bucket."""
     return sum(count_at(m) for m in window_minutes(watermark, w)) / w
+
+
+LONGEST = max(WINDOWS.values())
+
+
+def window_rates(counts_newest_first: Sequence[int]) -> dict[str, float]:
+    """Every window's posts per minute from the newest ``LONGEST`` minute counts, in one pass.
+
+    ``counts_newest_first[0]`` is the watermark's bucket, ``[1]`` the minute before, ...
+    """
+    ends = {w: label for label, w in WINDOWS.items()}
+    out: dict[str, float] = {}
+    total = 0
+    for i, n in enumerate(counts_newest_first[:LONGEST], 1):
+        total += n
+        label = ends.get(i)
+        if label is not None:
+            out[label] = total / i
+    return out

@@ -1,10 +1,13 @@
 """Agents in Faust's in-memory test context: no broker, the agents' own logic only."""
 
+import asyncio
+
 import faust
 import orjson
 import pytest
 
 from agents.app import Topology, create_app
+from agents.ingest import BATCH_SECONDS
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
 from pipeline.settings import WorkerSettings
@@ -18,10 +21,14 @@ def app(tmp_path, monkeypatch):
     app.flow_control.resume()
     app.changelog_records = []  # what the agents wrote to changelogs: there is no broker
 
-    async def fake_send(topic, key, value, partition, timestamp, headers):
-        app.changelog_records.append((topic, partition, orjson.loads(key), orjson.loads(value)))
+    async def fake_send(encoded):
+        for (topic, partition), records in encoded.items():
+            for key, value in records:
+                record = (topic, partition, orjson.loads(key), orjson.loads(value))
+                app.changelog_records.append(record)
+        return sum(map(len, encoded.values()))
 
-    monkeypatch.setattr(app.producer, "send", fake_send)
+    monkeypatch.setattr(app.spread_writer, "send", fake_send)
     return app
 
 
@@ -29,7 +36,7 @@ async def put_record(agent, sp: int, so: int, *events: dict) -> None:
     """What stage 1 sends for source record (sp, so): one delta per target partition."""
     s = summarise(b"\n".join(orjson.dumps(e) for e in events))
     for target, tags in wire.split_by_partition(s.tags, 4).items():
-        await agent.put(wire.encode([wire.entry(sp, so, s.max_ts, tags)]), partition=target)
+        await agent.put(wire.encode([wire.entry(sp, so, so, s.max_ts, tags)]), partition=target)
 
 
 async def test_counters_apply_deltas_once(app):
@@ -72,18 +79,24 @@ async def test_ingest_counts_accepts_and_rejects(app, sent):
     ingest = app.spread_ingest
     value = b"\n".join([orjson.dumps({"id": "1", "ts": 60.0, "hashtags": ["a"]}), b"{nope", b"[1]"])
     async with ingest.agent.test_context() as agent:
+        # put() returns once the record is buffered; waiting past the batch window makes
+        # each record a batch of its own.
         await agent.put(value, partition=2)
+        await asyncio.sleep(BATCH_SECONDS * 3)
         agent.sent_offset = 0  # the same record again, as after a crash before the commit
         await agent.put(value, partition=2)
+        await asyncio.sleep(BATCH_SECONDS * 3)
         await agent.put(value, partition=2)  # the next record counts
+        await asyncio.sleep(BATCH_SECONDS * 3)
     accepted, rejected, wm = ingest.totals({2})
     assert accepted == 2
     assert rejected["invalid_json"] == 2 and rejected["not_object"] == 2
     assert wm == 60.0
     deltas = [kw for topic, kw in sent if topic == "hashtag-deltas"]
     assert len(deltas) >= 1
-    offsets = [e[1] for d in deltas for e in wire.decode(d["value"])]
-    assert sorted(offsets) == [0, 0, 1]  # the redelivered record is sent again: stage 2 skips it
+    ranges = sorted((e[1], e[2]) for d in deltas for e in wire.decode(d["value"]))
+    # The redelivered record is sent again, as an entry of its own; stage 2 skips it.
+    assert ranges == [(0, 0), (0, 0), (1, 1)]
     assert all(d["partition"] == wire.partition_for("a", 4) for d in deltas)
     dead = [kw for topic, kw in sent if topic == "posts-rejected"]
     assert len(dead) == 4  # the redelivered record's rejects are not dead-lettered again

@@ -51,26 +51,45 @@ def test_delta_roundtrip_and_split():
     assert sorted(t for tags in parts.values() for t in tags) == ["a", "b", "c"]
     for p, tags in parts.items():
         assert all(wire.partition_for(t, 4) == p for t in tags)
-    entries = [wire.entry(3, 17, s.max_ts, s.tags), wire.entry(3, 18, None, {})]
+    entries = [wire.entry(3, 17, 20, s.max_ts, s.tags), wire.entry(3, 21, 21, None, {})]
     decoded = wire.decode(wire.encode(entries))
-    assert [e[:3] for e in decoded] == [[3, 17, 60], [3, 18, None]]
-    assert decoded[0][3]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
+    assert [e[:4] for e in decoded] == [[3, 17, 20, 60], [3, 21, 21, None]]
+    assert decoded[0][4]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
 
 
-def test_apply_total_is_idempotent_per_source_partition():
-    v1 = wire.apply_total(None, 0, 5, 2, {"US": 2}, {"US": 10.0})
-    assert v1 == {"n": 2, "r": {"US": 2}, "f": {"US": 10.0}, "m": {"0": 5}}
-    assert wire.apply_total(v1, 0, 5, 2, {"US": 2}, {"US": 10.0}) is None  # redelivered
-    assert wire.apply_total(v1, 0, 4, 2, {"US": 2}, {"US": 10.0}) is None  # older
-    v2 = wire.apply_total(v1, 1, 0, 1, {"FR": 1}, {"FR": 5.0})  # other partition, own mark
-    assert v2["n"] == 3 and v2["r"] == {"US": 2, "FR": 1} and v2["m"] == {"0": 5, "1": 0}
-    v3 = wire.apply_total(v2, 0, 6, 1, {"US": 1}, {"US": 3.0})
-    assert v3["n"] == 4 and v3["f"]["US"] == 3.0  # earlier first-seen wins
-    assert v1 == {"n": 2, "r": {"US": 2}, "f": {"US": 10.0}, "m": {"0": 5}}  # not mutated
+def test_summarise_into_accumulates_records():
+    acc = {}
+    summarise(env({"id": "1", "ts": 60, "region": "US", "hashtags": ["a"]}), into=acc)
+    second = summarise(env({"id": "2", "ts": 200, "region": "FR", "hashtags": ["A"]}), into=acc)
+    assert second.tags is acc
+    assert acc["a"] == [2, {"US": 1, "FR": 1}, {60: 1, 180: 1}, {"US": 60, "FR": 200}]
 
 
-def test_apply_bucket_is_idempotent():
-    b = wire.apply_bucket(None, 2, 9, 3)
-    assert b == [3, {"2": 9}]
-    assert wire.apply_bucket(b, 2, 9, 3) is None
-    assert wire.apply_bucket(b, 2, 10, 1) == [4, {"2": 10}]
+def test_check_ranges_against_marks():
+    marks = {"0": 10}
+    assert wire.check(marks, 0, 11, 20) == wire.APPLY
+    assert wire.check(marks, 0, 5, 10) == wire.SKIP
+    assert wire.check(marks, 0, 10, 10) == wire.SKIP  # redelivered single record
+    assert wire.check(marks, 0, 8, 12) == wire.OVERLAP
+    assert wire.check(marks, 1, 0, 0) == wire.APPLY  # other source partition, own mark
+    assert wire.check({}, 0, 0, 0) == wire.APPLY
+
+
+def test_merge_total_and_bucket_in_place():
+    v = wire.new_total()
+    wire.merge_total(v, 0, 5, 2, {"US": 2}, {"US": 10.0})
+    wire.merge_total(v, 1, 0, 1, {"FR": 1}, {"FR": 5.0})
+    wire.merge_total(v, 0, 6, 1, {"US": 1}, {"US": 3.0})
+    assert v == {
+        "n": 4,
+        "r": {"US": 3, "FR": 1},
+        "f": {"US": 3.0, "FR": 5.0},
+        "m": {"0": 6, "1": 0},
+    }
+    copy = wire.copy_total(v)
+    wire.merge_total(copy, 0, 7, 1, {"ZZ": 1}, {})
+    assert v["n"] == 4 and "ZZ" not in v["r"] and v["m"]["0"] == 6  # the copy is independent
+    b = [0, {}]
+    wire.merge_bucket(b, 2, 9, 3)
+    wire.merge_bucket(b, 2, 10, 1)
+    assert b == [4, {"2": 10}]

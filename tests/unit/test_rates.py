@@ -1,4 +1,4 @@
-from pipeline.virality.rates import posts_per_minute, window_minutes
+from pipeline.virality.rates import LONGEST, posts_per_minute, window_minutes, window_rates
 
 
 def test_window_ends_with_the_watermark_bucket():
@@ -12,3 +12,12 @@ def test_posts_per_minute():
     assert posts_per_minute(lambda m: at(m, 0), 190.0, 1) == 12
     assert posts_per_minute(lambda m: at(m, 0), 190.0, 2) == (9 + 12) / 2
     assert posts_per_minute(lambda m: at(m, 0), 190.0, 60) == 30 / 60
+
+
+def test_window_rates_match_posts_per_minute():
+    counts = {m * 60: (m * 7) % 13 for m in range(200)}
+    watermark = 150 * 60 + 30.0
+    newest_first = [counts.get(m, 0) for m in reversed(window_minutes(watermark, LONGEST))]
+    rates = window_rates(newest_first)
+    for label, w in {"1m": 1, "15m": 15, "1h": 60}.items():
+        assert rates[label] == posts_per_minute(lambda m: counts.get(m, 0), watermark, w)
