@@ -1,0 +1,211 @@
+"""``make bench``: one worker end to end against the bare aiokafka ceiling and the naive design.
+
+All three read the same kind of records from the same embedded broker in one run:
+
+- ceiling: a bare aiokafka consumer that reads the envelopes, decodes every line with orjson
+  and counts hashtags in a dict (no validation, no state, no output);
+- ours: ``spread worker`` (both stages, changelog-backed tables), timed from its first counted
+  event until ``/metrics`` shows every event read and every hashtag total complete;
+- naive: Record model + ``group_by`` + one windowed-table write per event (DESIGN "Dataflow"),
+  on a smaller slice because it is ~100x slower.
+
+Ratios come first; absolute figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.workload import events
+from pipeline.broker import EmbeddedBroker, free_port
+from pipeline.producer import ensure_topics
+from pipeline.replay import replay
+
+POLL_SECONDS = 0.5
+
+
+def scrape(url: str) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: Counter = Counter()
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name in ("spread_events_total", "hashtag_posts_total"):
+                out[s.name] += s.value
+    return dict(out)
+
+
+async def ceiling(bootstrap: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(
+        "posts",
+        bootstrap_servers=bootstrap,
+        group_id="bench-ceiling",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    counts: dict[str, int] = {}
+    seen = 0
+    loads = orjson.loads
+    try:
+        t0 = None
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if t0 is None and batch:
+                t0 = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    for line in record.value.split(b"\n"):
+                        seen += 1
+                        for tag in loads(line).get("hashtags") or ():
+                            counts[tag] = counts.get(tag, 0) + 1
+        return seen / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+
+
+def ours(bootstrap: str, n: int, expected_tag_posts: int, workdir: Path) -> float:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    log = open(workdir / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agents",
+            "worker",
+            "--broker",
+            bootstrap,
+            "--metrics-port",
+            str(port),
+            "--app-id",
+            "bench-ours",
+            "--data-dir",
+            str(workdir / "faust"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        t0 = None
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            m = scrape(url)
+            if t0 is None and m.get("spread_events_total", 0) > 0:
+                t0, first = time.perf_counter(), m["spread_events_total"]
+            if (
+                m.get("spread_events_total") == n
+                and m.get("hashtag_posts_total") == expected_tag_posts
+            ):
+                return (n - first) / (time.perf_counter() - t0)
+            if proc.poll() is not None:
+                raise SystemExit(f"worker exited with {proc.returncode}: see {workdir}/worker.log")
+            # A scrape walks every hashtag's tables on the worker's event loop: polling
+            # faster would measure the exporter, not the pipeline.
+            time.sleep(POLL_SECONDS)
+        raise SystemExit("worker did not finish in 30 minutes")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def naive(bootstrap: str, lines: list[bytes], expected_writes: int, workdir: Path) -> float:
+    async def produce() -> None:
+        await ensure_topics(bootstrap, {"naive-posts": 8, "naive-tagged": 8})
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            futures = [await producer.send("naive-posts", line) for line in lines]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    port = free_port()
+    log = open(workdir / "naive.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.naive_worker", bootstrap, str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/count"
+    try:
+        t0 = None
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    seen = orjson.loads(resp.read())
+            except OSError:
+                seen = {"events": 0, "writes": 0}
+            if t0 is None and seen["events"] > 0:
+                t0, first = time.perf_counter(), seen["events"]
+            if seen["writes"] >= expected_writes:
+                return (len(lines) - first) / (time.perf_counter() - t0)
+            if proc.poll() is not None:
+                raise SystemExit(f"naive worker exited: see {workdir}/naive.log")
+            time.sleep(0.1)
+        raise SystemExit("naive worker did not finish in 15 minutes")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--naive-events", type=int, default=10_000)
+    parser.add_argument("--envelope", type=int, default=1000)
+    args = parser.parse_args()
+
+    lines = list(events(args.events))
+    tag_posts = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in lines)
+    with tempfile.TemporaryDirectory(prefix="spread-bench-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "events.jsonl"
+        data.write_bytes(b"\n".join(lines) + b"\n")
+        with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
+            b = broker.bootstrap
+            t = time.perf_counter()
+            stats = asyncio.run(replay([data], b, envelope=args.envelope))
+            produce_rate = stats.events / (time.perf_counter() - t)
+            ceiling_rate = asyncio.run(ceiling(b, args.events))
+            ours_rate = ours(b, args.events, tag_posts, workdir)
+            slice_ = lines[: args.naive_events]
+            writes = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in slice_)
+            naive_rate = naive(b, slice_, writes, workdir)
+    cores = os.cpu_count()
+    print(f"ours / bare aiokafka ceiling : {ours_rate / ceiling_rate:.2f}x")
+    print(f"ours / naive Faust design    : {ours_rate / naive_rate:.1f}x")
+    print(f"ours (worker, end to end)    : {ours_rate:>10,.0f} events/s, exact totals")
+    print(f"bare aiokafka ceiling        : {ceiling_rate:>10,.0f} events/s")
+    print(
+        f"naive Faust design           : {naive_rate:>10,.0f} events/s "
+        f"({args.naive_events:,} single-event records)"
+    )
+    print(f"replay producer (--speed max): {produce_rate:>10,.0f} events/s")
+    print(
+        f"{args.events:,} events, envelopes of {args.envelope}, 8 partitions, "
+        f"{cores} cores, embedded broker"
+    )
+
+
+if __name__ == "__main__":
+    main()
