@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.process_collector import ProcessCollector
 
 from agents.changelog import ChangelogWriter
-from agents.collector import SpreadCollector
+from agents.collector import HashtagCollector, PipelineCollector
 from agents.counters import Counters
 from agents.ingest import Ingest
 from pipeline.offsets import true_end_offsets
@@ -73,12 +73,17 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     ingest = Ingest(app, posts, rejected, deltas, topology, writer)
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(SpreadCollector(app, ingest, counters))
+    registry.register(PipelineCollector(app, ingest, counters))
+    registry.register(HashtagCollector(app, ingest, counters))
     ProcessCollector(registry=registry)
 
     @app.page("/metrics")
     async def metrics(web, request):
-        return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # ``?name[]=spread_events_total`` (Prometheus' own convention) serves only those
+        # families, so tools can poll progress without walking every hashtag.
+        names = request.query.getall("name[]", [])
+        source = registry.restricted_registry(names) if names else registry
+        return web.bytes(generate_latest(source), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     install_true_highwaters(app, settings.broker)
 

@@ -25,75 +25,107 @@ if TYPE_CHECKING:
     from agents.ingest import Ingest
 
 
-class SpreadCollector:
+def _pipeline_families() -> dict[str, Metric]:
+    return {
+        "events": CounterMetricFamily(
+            "spread_events", "Events read from posts, by outcome.", labels=["outcome"]
+        ),
+        "rejected": CounterMetricFamily(
+            "spread_events_rejected",
+            "Events rejected and dead-lettered to posts-rejected, by reason.",
+            labels=["reason"],
+        ),
+        "watermark": GaugeMetricFamily(
+            "spread_watermark_timestamp_seconds",
+            "Newest event time seen by this worker (epoch seconds).",
+        ),
+        "overlaps": CounterMetricFamily(
+            "spread_delta_overlaps",
+            "Delta ranges that straddled an applied offset (must stay 0; see pipeline.deltas).",
+        ),
+    }
+
+
+def _hashtag_families() -> dict[str, Metric]:
+    return {
+        "total": CounterMetricFamily(
+            "hashtag_posts", "Accepted posts carrying the hashtag.", labels=["hashtag"]
+        ),
+        "region_total": CounterMetricFamily(
+            "hashtag_region_posts",
+            "Accepted posts carrying the hashtag, by region (ISO 3166-1 alpha-2, ZZ unknown).",
+            labels=["hashtag", "region"],
+        ),
+        "rate": GaugeMetricFamily(
+            "hashtag_posts_per_minute",
+            "Posts per minute over the last 1m/15m/1h of event time, ending at the watermark.",
+            labels=["hashtag", "window"],
+        ),
+        "reached": GaugeMetricFamily(
+            "hashtag_regions_reached", "Regions with at least one post.", labels=["hashtag"]
+        ),
+        "first_seen": GaugeMetricFamily(
+            "hashtag_region_first_seen_timestamp_seconds",
+            "Event time of the hashtag's first post in the region.",
+            labels=["hashtag", "region"],
+        ),
+    }
+
+
+class _Collector:
     def __init__(self, app: faust.App, ingest: Ingest, counters: Counters) -> None:
         self.app = app
         self.ingest = ingest
         self.counters = counters
 
-    def describe(self) -> list[Metric]:
-        return []  # families depend on the data; describing none keeps registration cheap
-
     def _active(self, topic: str) -> set[int]:
         assignor = self.app.assignor
         return {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
+
+    def _watermark(self) -> float | None:
+        watermark = self.ingest.totals(self._active(POSTS))[2]
+        return self.counters.delta_watermark if watermark is None else watermark
+
+
+class PipelineCollector(_Collector):
+    """``spread_*``: cheap at any size, so tools can poll them (``/metrics?name[]=...``)."""
+
+    def describe(self) -> list[Metric]:
+        # Sample-less families tell the registry which names this collector serves, so a
+        # restricted scrape of spread_* never walks the hashtag tables.
+        return list(_pipeline_families().values())
 
     def collect(self) -> Iterator[Metric]:
         accepted, rejected, watermark = self.ingest.totals(self._active(POSTS))
         if watermark is None:
             watermark = self.counters.delta_watermark
-
-        events = CounterMetricFamily(
-            "spread_events", "Events read from posts, by outcome.", labels=["outcome"]
-        )
-        events.add_metric(["accepted"], accepted)
-        events.add_metric(["rejected"], sum(rejected.values()))
-        yield events
-        reasons = CounterMetricFamily(
-            "spread_events_rejected",
-            "Events rejected and dead-lettered to posts-rejected, by reason.",
-            labels=["reason"],
-        )
+        fam = _pipeline_families()
+        fam["events"].add_metric(["accepted"], accepted)
+        fam["events"].add_metric(["rejected"], sum(rejected.values()))
+        yield fam["events"]
         for reason, n in sorted(rejected.items()):
-            reasons.add_metric([reason], n)
-        yield reasons
+            fam["rejected"].add_metric([reason], n)
+        yield fam["rejected"]
         if watermark is not None:
-            yield GaugeMetricFamily(
-                "spread_watermark_timestamp_seconds",
-                "Newest event time seen by this worker (epoch seconds).",
-                value=watermark,
-            )
-        yield CounterMetricFamily(
-            "spread_delta_overlaps",
-            "Delta ranges that straddled an applied offset (must stay 0; see pipeline.deltas).",
-            value=self.counters.overlaps,
-        )
-        yield from self._hashtags(watermark)
+            fam["watermark"].add_metric([], watermark)
+            yield fam["watermark"]
+        fam["overlaps"].add_metric([], self.counters.overlaps)
+        yield fam["overlaps"]
 
-    def _hashtags(self, watermark: float | None) -> Iterator[Metric]:
+
+class HashtagCollector(_Collector):
+    """``hashtag_*``: one walk over the totals of the owned partitions per scrape."""
+
+    def describe(self) -> list[Metric]:
+        return list(_hashtag_families().values())
+
+    def collect(self) -> Iterator[Metric]:
         counters = self.counters
+        watermark = self._watermark()
         owned = self._active(DELTAS)
-        total = CounterMetricFamily(
-            "hashtag_posts", "Accepted posts carrying the hashtag.", labels=["hashtag"]
-        )
-        region_total = CounterMetricFamily(
-            "hashtag_region_posts",
-            "Accepted posts carrying the hashtag, by region (ISO 3166-1 alpha-2, ZZ unknown).",
-            labels=["hashtag", "region"],
-        )
-        rate = GaugeMetricFamily(
-            "hashtag_posts_per_minute",
-            "Posts per minute over the last 1m/15m/1h of event time, ending at the watermark.",
-            labels=["hashtag", "window"],
-        )
-        reached = GaugeMetricFamily(
-            "hashtag_regions_reached", "Regions with at least one post.", labels=["hashtag"]
-        )
-        first_seen = GaugeMetricFamily(
-            "hashtag_region_first_seen_timestamp_seconds",
-            "Event time of the hashtag's first post in the region.",
-            labels=["hashtag", "region"],
-        )
+        fam = _hashtag_families()
+        total, region_total, rate = fam["total"], fam["region_total"], fam["rate"]
+        reached, first_seen = fam["reached"], fam["first_seen"]
         keys = counters.recent_keys(watermark) if watermark is not None else None
         for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
@@ -107,8 +139,4 @@ class SpreadCollector:
             if keys is not None:
                 for label, per_minute in window_rates(counters.recent_counts(tag, keys)).items():
                     rate.add_metric([tag, label], per_minute)
-        yield total
-        yield region_total
-        yield rate
-        yield reached
-        yield first_seen
+        yield from fam.values()

@@ -8,6 +8,7 @@ serves the number of events counted at http://127.0.0.1:PORT/count.
 from __future__ import annotations
 
 import sys
+import tempfile
 
 import faust
 
@@ -30,6 +31,7 @@ def main() -> None:
         "bench-naive",
         broker=f"kafka://{broker}",
         store="memory://",
+        datadir=tempfile.mkdtemp(prefix="bench-naive-"),
         web_port=port,
         web_bind="127.0.0.1",
         broker_session_timeout=4,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.request
 
 import pytest
 
 from tests.groundtruth import Truth, compute
-from tests.integration.conftest import SAMPLE, Metrics, replay, wait_for
+from tests.integration.conftest import SAMPLE, Metrics, parse_metrics, replay, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +100,11 @@ def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, ed
     replay(broker, str(SAMPLE), str(edge_file))
     m = wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
     assert_matches(m, truth)
+    # A restricted scrape serves just the families asked for, with the same values.
+    with urllib.request.urlopen(worker.url + "?name[]=spread_events_total", timeout=5) as resp:
+        restricted = parse_metrics(resp.read().decode())
+    assert set(restricted) == {"spread_events_total"}
+    assert restricted["spread_events_total"] == m["spread_events_total"]
 
 
 def test_worker_started_after_paced_single_event_replay(broker, make_worker, edge_file):
