@@ -121,7 +121,15 @@ def run_demo(files: Sequence[str], speed: float | None, metrics_port: int, broke
             read = sum(v for _, v in _scrape(url).get("spread_events_total", []))
             return read >= stats.events
 
-        if _wait(counted, 60):
+        # Stage 1 has read everything once spread_events_total says so; stage 2 applies the
+        # last deltas a moment later, so the table waits for the hashtag totals to settle.
+        settled: list[float] = []
+
+        def hashtags_settled() -> bool:
+            settled.append(sum(v for _, v in _scrape(url).get("hashtag_posts_total", [])))
+            return len(settled) > 3 and settled[-1] == settled[-4] > 0
+
+        if _wait(counted, 60) and _wait(hashtags_settled, 30):
             _summary(url)
         print(
             f"\nMetrics: {url}  (Prometheus text; Ctrl-C stops the worker and the broker)",
@@ -129,6 +137,9 @@ def run_demo(files: Sequence[str], speed: float | None, metrics_port: int, broke
         )
         while not stop.is_set() and worker.poll() is None:
             stop.wait(0.5)
+        if not stop.is_set():
+            print(f"spread: error: the worker exited with {worker.returncode}", file=sys.stderr)
+            return 1
         return 0
     except KeyboardInterrupt:
         return 130

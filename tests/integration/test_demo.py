@@ -1,0 +1,67 @@
+"""``spread demo`` as a user runs it: one command, the sample counted, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import urllib.request
+
+import pytest
+
+from pipeline.broker import free_port, port_is_free
+from tests.groundtruth import compute
+from tests.integration.conftest import CLI, SAMPLE, parse_metrics, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_counts_the_sample_and_stops_cleanly_on_ctrl_c(tmp_path):
+    truth = compute([SAMPLE])
+    broker_port, metrics_port = free_port(), free_port()
+    err_path = tmp_path / "demo.err"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "demo",
+                "--speed",
+                "max",
+                "--broker-port",
+                str(broker_port),
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            cwd=tmp_path,  # the demo keeps Faust's working files under ./.demo
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    try:
+        found = wait_for(
+            lambda: re.search(r"Metrics: (http://\S+/metrics)", err_path.read_text()),
+            120,
+            "the demo to print where /metrics is",
+        )
+        url = found.group(1)
+        assert url == f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            m = parse_metrics(resp.read().decode())
+        # The summary table is printed once the counts have settled: they must be final.
+        events = m["spread_events_total"]
+        assert events[(("outcome", "accepted"),)] == truth.accepted
+        assert events[(("outcome", "rejected"),)] == sum(truth.rejected.values())
+        posts = {dict(k)["hashtag"]: v for k, v in m["hashtag_posts_total"].items()}
+        assert posts == dict(truth.posts)
+        assert "Top hashtags" in err_path.read_text()
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, err_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err_path.read_text()
+    assert "demo: stopped" in err and "Traceback" not in err, err
+    assert port_is_free("127.0.0.1", broker_port) and port_is_free("127.0.0.1", metrics_port)
