@@ -83,7 +83,7 @@ class Counters:
         new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
         wm_seen = self.delta_watermark
         for partition, entries in batch:
-            for sp, first, last, wm, tags in entries:
+            for ranges_, wm, tags in entries:
                 if wm is not None and (wm_seen is None or wm > wm_seen):
                     wm_seen = wm
                 for tag, (posts, by_region, by_minute, first_seen) in tags.items():
@@ -93,9 +93,9 @@ class Counters:
                         value = wire.copy_total(stored) if stored else wire.new_total()
                     else:
                         value = pending[1]
-                    verdict = wire.check(value["m"], sp, first, last)
+                    verdict = wire.check(value["m"], ranges_)
                     if verdict == wire.APPLY:
-                        wire.merge_total(value, sp, last, posts, by_region, first_seen)
+                        wire.merge_total(value, ranges_, posts, by_region, first_seen)
                         new_totals[tag] = (partition, value)
                     elif verdict == wire.OVERLAP:
                         self.overlaps += 1
@@ -109,8 +109,8 @@ class Counters:
                             bucket = [stored[0], dict(stored[1])] if stored else [0, {}]
                         else:
                             bucket = pending_bucket[1]
-                        if wire.check(bucket[1], sp, first, last) == wire.APPLY:
-                            wire.merge_bucket(bucket, sp, last, count)
+                        if wire.check(bucket[1], ranges_) == wire.APPLY:
+                            wire.merge_bucket(bucket, ranges_, count)
                             new_buckets[key] = (partition, bucket)
         self.delta_watermark = wm_seen
         return (

@@ -6,8 +6,8 @@ per source partition, and dead-letter rejected lines to ``posts-rejected`` (valu
 exact bytes, headers ``reason`` and ``source``). Per batch: one write per source partition of
 the progress table (accepted, rejected by reason, watermark, last offset counted),
 changelog-backed and keyed by the source partition; then one delta record per target
-partition of ``hashtag-deltas``, with an entry per source partition covering the batch's
-offset range.
+partition of ``hashtag-deltas``, with one entry for the batch's new records that names the
+offset range it covers in each source partition.
 
 Redelivery (a crash or rebalance before the offset commit): records at or below the progress
 row's offset were counted already; their deltas are sent again, one entry per record, and
@@ -62,8 +62,10 @@ class Ingest:
             progress = self.progress
             progress_rows = plain_dict(progress)
             async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
-                entries: list[tuple[int, int, int, float | None, dict]] = []
-                fresh: dict[int, list] = {}  # sp -> [first, last, wm, tags]
+                entries: list[wire.Entry] = []
+                ranges: dict[int, list[int]] = {}  # sp -> [first, last] of the new records
+                fresh: dict[str, Any] = {}  # tag deltas of every new record in the batch
+                fresh_wm: float | None = None
                 rows: dict[int, dict[str, Any]] = {}
                 dead: list[tuple[bytes, str, bytes]] = []
                 for event in batch:
@@ -75,21 +77,27 @@ class Ingest:
                         # Counted before this redelivery: deltas again, as an entry of its
                         # own (stage 2 skips what it applied); no counts, no dead letters.
                         s = summarise(event.value, envelope)
-                        entries.append((sp, so, so, s.max_ts, s.tags))
+                        entries.append(([(sp, so, so)], s.max_ts, s.tags))
                         continue
-                    acc = fresh.get(sp)
-                    if acc is None:
-                        acc = fresh[sp] = [so, so, None, {}]
-                    summary = summarise(event.value, envelope, into=acc[3])
-                    acc[1] = so
-                    if summary.max_ts is not None and (acc[2] is None or summary.max_ts > acc[2]):
-                        acc[2] = summary.max_ts
+                    span = ranges.get(sp)
+                    if span is None:
+                        ranges[sp] = [so, so]
+                    else:
+                        span[1] = so
+                    summary = summarise(event.value, envelope, into=fresh)
+                    if summary.max_ts is not None and (
+                        fresh_wm is None or summary.max_ts > fresh_wm
+                    ):
+                        fresh_wm = summary.max_ts
                     rows[sp] = _advance(row, so, summary)
                     source = f"{msg.topic}/{sp}/{so}".encode()
                     dead.extend((source, reason, line) for reason, line in summary.rejected)
-                entries.extend((sp, *acc) for sp, acc in fresh.items())
+                if ranges:
+                    entries.append(
+                        ([(sp, f, last) for sp, (f, last) in ranges.items()], fresh_wm, fresh)
+                    )
                 # Progress first, acknowledged by the broker, then deltas: a record above the
-                # recorded offset was never sent, so a range never straddles a stage-2 mark.
+                # recorded offset was never sent, so an entry is never partly applied.
                 await writer.write((progress, [(sp, sp, row) for sp, row in rows.items()]))
                 for source, reason, line in dead:
                     await rejected.send(
@@ -98,12 +106,10 @@ class Ingest:
                         headers=[("reason", reason.encode()), ("source", source)],
                     )
                 by_target: dict[int, list[wire.Entry]] = {}
-                for sp, first, last, wm, tags in entries:
+                for entry_ranges, wm, tags in entries:
                     split = wire.split_by_partition(tags, n_deltas, partition_cache)
                     for target, part in split.items():
-                        by_target.setdefault(target, []).append(
-                            wire.entry(sp, first, last, wm, part)
-                        )
+                        by_target.setdefault(target, []).append(wire.entry(entry_ranges, wm, part))
                 for target, delta_entries in by_target.items():
                     await deltas.send(value=wire.encode(delta_entries), partition=target)
 

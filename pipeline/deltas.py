@@ -4,24 +4,30 @@ applies it idempotently.
 Stage 1 pre-aggregates a batch of ``posts`` records and sends at most one delta record per
 partition of ``hashtag-deltas``; the partition of a hashtag is the Kafka default partitioner's
 (murmur2) hash of its UTF-8 bytes, so one stage-2 owner sees every delta of a hashtag. A delta
-record holds entries, each covering a contiguous range of offsets ``[first, last]`` of one
-source partition ``sp`` (JSON)::
+record holds entries; an entry sums the records of one or more contiguous offset ranges
+``[first, last]``, at most one per source partition ``sp`` (JSON)::
 
-    {"e": [[sp, first, last, wm,
+    {"e": [[[[sp, first, last], ...], wm,
             {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts}]}],
            ...]}
 
-Idempotence: every stored value carries ``m``, the highest source offset applied per source
-partition. An entry whose ``last`` is not above the mark of its ``sp`` was applied already
-(redelivered after a crash or rebalance) and is skipped. Each stored value is self-contained
-(its own marks), so whichever changelog writes survived a crash, each one is consistent.
+A batch's new records make one entry whatever the number of source partitions in it, so a
+hashtag costs stage 2 one merge per batch, not one per source partition.
 
-Why a range never straddles a mark: stage 1 records, per source partition, the last offset it
-counted, and waits for the broker to acknowledge that record *before* it sends the deltas. A
-record above that mark was therefore never sent before, and its batch's range is entirely new;
-a record at or below it is a redelivery, which stage 1 sends as an entry of its own
-(``first == last``). Entries of one source partition reach a ``hashtag-deltas`` partition in
-offset order: one owner processes a partition sequentially and the producer keeps order.
+Idempotence: every stored value carries ``m``, the highest source offset applied per source
+partition. An entry whose ranges all end at or below their marks was applied already
+(redelivered after a crash or rebalance) and is skipped; one whose ranges are all above their
+marks is applied and advances them. Each stored value is self-contained (its own marks), so
+whichever changelog writes survived a crash, each one is consistent.
+
+Why an entry is never partly applied: stage 1 records, per source partition, the last offset
+it counted, and waits for the broker to acknowledge that record *before* it sends the deltas.
+A record above that mark was therefore never sent before, and every range of a batch's entry
+is entirely new; a record at or below it is a redelivery, which stage 1 sends as an entry of
+its own (one range, ``first == last``). Entries of one source partition reach a
+``hashtag-deltas`` partition in offset order: one owner processes a partition sequentially and
+the producer keeps order. A mixed verdict (OVERLAP) is therefore impossible, and counted if
+it ever happens.
 """
 
 from __future__ import annotations
@@ -54,17 +60,16 @@ def split_by_partition(
     return out
 
 
-Entry = list  # [sp, first, last, wm, {tag: wire TagDelta}]
+Entry = list  # [[[sp, first, last], ...], wm, {tag: wire TagDelta}]
+Range = tuple[int, int, int]  # (sp, first, last)
 
 APPLY, SKIP, OVERLAP = "apply", "skip", "overlap"
 
 
-def entry(sp: int, first: int, last: int, wm: float | None, tags: Mapping[str, TagDelta]) -> Entry:
-    """One source range's contribution (minute buckets as pairs: JSON keys are strings)."""
+def entry(ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta]) -> Entry:
+    """One batch's contribution (minute buckets as pairs: JSON keys are strings)."""
     return [
-        sp,
-        first,
-        last,
+        [list(r) for r in ranges],
         wm,
         {t: [d[0], d[1], list(d[2].items()), d[3]] for t, d in tags.items()},
     ]
@@ -78,14 +83,26 @@ def decode(value: bytes) -> list[Entry]:
     return orjson.loads(value)["e"]
 
 
-def check(marks: Mapping[str, int] | None, sp: int, first: int, last: int) -> str:
-    """APPLY a new range, SKIP an applied one; OVERLAP cannot happen (see module docstring)."""
-    mark = marks.get(str(sp), -1) if marks else -1
-    if last <= mark:
-        return SKIP
-    if first <= mark:
+def check(marks: Mapping[str, int] | None, ranges: list[list[int]]) -> str:
+    """APPLY when every range is new, SKIP when every range was applied, else OVERLAP
+    (impossible by construction, see the module docstring)."""
+    new = old = 0
+    for sp, first, last in ranges:
+        mark = marks.get(str(sp), -1) if marks else -1
+        if last <= mark:
+            old += 1
+        elif first > mark:
+            new += 1
+        else:
+            return OVERLAP
+    if old and new:
         return OVERLAP
-    return APPLY
+    return SKIP if old else APPLY
+
+
+def _advance_marks(marks: dict[str, int], ranges: list[list[int]]) -> None:
+    for sp, _first, last in ranges:
+        marks[str(sp)] = last
 
 
 def new_total() -> dict[str, Any]:
@@ -98,8 +115,7 @@ def copy_total(value: Mapping[str, Any]) -> dict[str, Any]:
 
 def merge_total(
     value: dict[str, Any],
-    sp: int,
-    last: int,
+    ranges: list[list[int]],
     posts: int,
     by_region: Mapping[str, int],
     first_seen: Mapping[str, float],
@@ -117,10 +133,10 @@ def merge_total(
         earliest = first.get(region)
         if earliest is None or ts < earliest:
             first[region] = ts
-    value["m"][str(sp)] = last
+    _advance_marks(value["m"], ranges)
 
 
-def merge_bucket(value: list[Any], sp: int, last: int, posts: int) -> None:
+def merge_bucket(value: list[Any], ranges: list[list[int]], posts: int) -> None:
     """Add to a ``[posts, marks]`` (hashtag, minute) bucket the caller owns."""
     value[0] += posts
-    value[1][str(sp)] = last
+    _advance_marks(value[1], ranges)

@@ -32,28 +32,33 @@ def app(tmp_path, monkeypatch):
     return app
 
 
-async def put_record(agent, sp: int, so: int, *events: dict) -> None:
-    """What stage 1 sends for source record (sp, so): one delta per target partition."""
+async def put_record(agent, ranges: list[tuple[int, int, int]], *events: dict) -> None:
+    """What stage 1 sends for a batch covering ``ranges``: one delta per target partition."""
     s = summarise(b"\n".join(orjson.dumps(e) for e in events))
     for target, tags in wire.split_by_partition(s.tags, 4).items():
-        await agent.put(wire.encode([wire.entry(sp, so, so, s.max_ts, tags)]), partition=target)
+        await agent.put(wire.encode([wire.entry(ranges, s.max_ts, tags)]), partition=target)
 
 
 async def test_counters_apply_deltas_once(app):
     counters = app.spread_counters
     ev = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["#MeToo", "balancetonporc"]}
     async with counters.agent.test_context() as agent:
-        await put_record(agent, 0, 7, ev)
-        await put_record(agent, 0, 7, ev)  # redelivered: skipped
-        await put_record(agent, 1, 0, {**ev, "region": "US", "ts": 10.0})
+        await put_record(agent, [(0, 7, 7)], ev)
+        await put_record(agent, [(0, 7, 7)], ev)  # redelivered: skipped
+        await put_record(agent, [(1, 0, 0)], {**ev, "region": "US", "ts": 10.0})
+        # One batch over two source partitions, then its redelivery: applied once.
+        await put_record(agent, [(0, 8, 9), (2, 0, 4)], ev, {**ev, "ts": 130.0})
+        await put_record(agent, [(0, 8, 9), (2, 0, 4)], ev, {**ev, "ts": 130.0})
     metoo = counters.totals.data["metoo"]
-    assert metoo["n"] == 2
-    assert metoo["r"] == {"FR": 1, "US": 1}
+    assert metoo["n"] == 4
+    assert metoo["r"] == {"FR": 3, "US": 1}
     assert metoo["f"] == {"FR": 125.0, "US": 10.0}
-    assert counters.minute_count("metoo", 120) == 1
+    assert metoo["m"] == {"0": 9, "1": 0, "2": 4}
+    assert counters.minute_count("metoo", 120) == 3
     assert counters.minute_count("metoo", 0) == 1
     assert counters.minute_count("metoo", 60) == 0
-    assert counters.totals.data["balancetonporc"]["n"] == 2
+    assert counters.totals.data["balancetonporc"]["n"] == 4
+    assert counters.overlaps == 0
     # Every stored value went to its hashtag's changelog partition, last write = stored value.
     last = {}
     for topic, partition, key, value in app.changelog_records:
@@ -94,11 +99,29 @@ async def test_ingest_counts_accepts_and_rejects(app, sent):
     assert wm == 60.0
     deltas = [kw for topic, kw in sent if topic == "hashtag-deltas"]
     assert len(deltas) >= 1
-    ranges = sorted((e[1], e[2]) for d in deltas for e in wire.decode(d["value"]))
+    ranges = sorted(tuple(r) for d in deltas for e in wire.decode(d["value"]) for r in e[0])
     # The redelivered record is sent again, as an entry of its own; stage 2 skips it.
-    assert ranges == [(0, 0), (0, 0), (1, 1)]
+    assert ranges == [(2, 0, 0), (2, 0, 0), (2, 1, 1)]
     assert all(d["partition"] == wire.partition_for("a", 4) for d in deltas)
     dead = [kw for topic, kw in sent if topic == "posts-rejected"]
     assert len(dead) == 4  # the redelivered record's rejects are not dead-lettered again
     assert [d["value"] for d in dead[:2]] == [b"{nope", b"[1]"]
     assert dict(dead[0]["headers"])["reason"] == b"invalid_json"
+
+
+async def test_ingest_sends_one_entry_per_batch_across_source_partitions(app, sent):
+    ingest = app.spread_ingest
+    value = orjson.dumps({"id": "1", "ts": 60.0, "region": "FR", "hashtags": ["a", "b"]})
+    async with ingest.agent.test_context() as agent:
+        for sp in (1, 3, 1):
+            await agent.put(value, partition=sp)
+        await asyncio.sleep(BATCH_SECONDS * 3)
+    entries = [
+        e for topic, kw in sent if topic == "hashtag-deltas" for e in wire.decode(kw["value"])
+    ]
+    # However the records were batched, a batch's entry names its range in every source
+    # partition it read, and every record is summed once.
+    assert sorted({r[0] for e in entries for r in e[0]}) == [1, 3]
+    assert all(len({r[0] for r in e[0]}) == len(e[0]) for e in entries)  # one range per sp
+    assert sum(e[2]["a"][0] for e in entries if "a" in e[2]) == 3
+    assert ingest.totals({1, 3})[0] == 3

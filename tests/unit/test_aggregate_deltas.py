@@ -51,10 +51,13 @@ def test_delta_roundtrip_and_split():
     assert sorted(t for tags in parts.values() for t in tags) == ["a", "b", "c"]
     for p, tags in parts.items():
         assert all(wire.partition_for(t, 4) == p for t in tags)
-    entries = [wire.entry(3, 17, 20, s.max_ts, s.tags), wire.entry(3, 21, 21, None, {})]
+    entries = [
+        wire.entry([(3, 17, 20), (5, 2, 9)], s.max_ts, s.tags),
+        wire.entry([(3, 21, 21)], None, {}),
+    ]
     decoded = wire.decode(wire.encode(entries))
-    assert [e[:4] for e in decoded] == [[3, 17, 20, 60], [3, 21, 21, None]]
-    assert decoded[0][4]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
+    assert [e[:2] for e in decoded] == [[[[3, 17, 20], [5, 2, 9]], 60], [[[3, 21, 21]], None]]
+    assert decoded[0][2]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
 
 
 def test_summarise_into_accumulates_records():
@@ -66,30 +69,34 @@ def test_summarise_into_accumulates_records():
 
 
 def test_check_ranges_against_marks():
-    marks = {"0": 10}
-    assert wire.check(marks, 0, 11, 20) == wire.APPLY
-    assert wire.check(marks, 0, 5, 10) == wire.SKIP
-    assert wire.check(marks, 0, 10, 10) == wire.SKIP  # redelivered single record
-    assert wire.check(marks, 0, 8, 12) == wire.OVERLAP
-    assert wire.check(marks, 1, 0, 0) == wire.APPLY  # other source partition, own mark
-    assert wire.check({}, 0, 0, 0) == wire.APPLY
+    marks = {"0": 10, "1": 3}
+    assert wire.check(marks, [[0, 11, 20]]) == wire.APPLY
+    assert wire.check(marks, [[0, 5, 10]]) == wire.SKIP
+    assert wire.check(marks, [[0, 10, 10]]) == wire.SKIP  # redelivered single record
+    assert wire.check(marks, [[0, 8, 12]]) == wire.OVERLAP
+    assert wire.check(marks, [[2, 0, 0]]) == wire.APPLY  # other source partition, own mark
+    assert wire.check({}, [[0, 0, 0]]) == wire.APPLY
+    # A batch's entry spans source partitions: all new, or all applied, never a mix.
+    assert wire.check(marks, [[0, 11, 20], [1, 4, 9], [2, 0, 5]]) == wire.APPLY
+    assert wire.check(marks, [[0, 1, 10], [1, 0, 3]]) == wire.SKIP
+    assert wire.check(marks, [[0, 11, 20], [1, 0, 3]]) == wire.OVERLAP
 
 
 def test_merge_total_and_bucket_in_place():
     v = wire.new_total()
-    wire.merge_total(v, 0, 5, 2, {"US": 2}, {"US": 10.0})
-    wire.merge_total(v, 1, 0, 1, {"FR": 1}, {"FR": 5.0})
-    wire.merge_total(v, 0, 6, 1, {"US": 1}, {"US": 3.0})
+    wire.merge_total(v, [[0, 0, 5]], 2, {"US": 2}, {"US": 10.0})
+    wire.merge_total(v, [[1, 0, 0], [2, 4, 7]], 1, {"FR": 1}, {"FR": 5.0})
+    wire.merge_total(v, [[0, 6, 6]], 1, {"US": 1}, {"US": 3.0})
     assert v == {
         "n": 4,
         "r": {"US": 3, "FR": 1},
         "f": {"US": 3.0, "FR": 5.0},
-        "m": {"0": 6, "1": 0},
+        "m": {"0": 6, "1": 0, "2": 7},
     }
     copy = wire.copy_total(v)
-    wire.merge_total(copy, 0, 7, 1, {"ZZ": 1}, {})
+    wire.merge_total(copy, [[0, 7, 7]], 1, {"ZZ": 1}, {})
     assert v["n"] == 4 and "ZZ" not in v["r"] and v["m"]["0"] == 6  # the copy is independent
     b = [0, {}]
-    wire.merge_bucket(b, 2, 9, 3)
-    wire.merge_bucket(b, 2, 10, 1)
-    assert b == [4, {"2": 10}]
+    wire.merge_bucket(b, [[2, 0, 9]], 3)
+    wire.merge_bucket(b, [[2, 10, 10], [4, 0, 1]], 1)
+    assert b == [4, {"2": 10, "4": 1}]
