@@ -100,7 +100,12 @@ class EmbeddedBroker:
             raise BrokerError(f"port {self.host}:{self.port} is busy: pick another with --port")
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and
+        # the broker must outlive its clients' shutdown (they flush and commit on the way
+        # out); whoever started it stops it last.
+        self.process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         if not wait_for_port(self.host, self.port, timeout):
             code = self.process.poll()
             self.stop()

@@ -92,6 +92,7 @@ def run_demo(files: Sequence[str], speed: float | None, metrics_port: int, broke
             "--data-dir",
             ".demo/faust",
         ],
+        start_new_session=True,  # Ctrl-C reaches the demo only: it stops worker, then broker
     )
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -37,6 +37,7 @@ def test_demo_counts_the_sample_and_stops_cleanly_on_ctrl_c(tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**os.environ, "COLUMNS": "200"},
+            start_new_session=True,  # so a failing test can stop the demo's children too
         )
     try:
         found = wait_for(
@@ -56,11 +57,11 @@ def test_demo_counts_the_sample_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert posts == dict(truth.posts)
         assert "Top hashtags" in err_path.read_text()
 
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
         assert proc.wait(60) == 0, err_path.read_text()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     err = err_path.read_text()
     assert "demo: stopped" in err and "Traceback" not in err, err
