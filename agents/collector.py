@@ -39,6 +39,11 @@ def _pipeline_families() -> dict[str, Metric]:
             "spread_watermark_timestamp_seconds",
             "Newest event time seen by this worker (epoch seconds).",
         ),
+        "applied": GaugeMetricFamily(
+            "spread_hashtag_posts_sum",
+            "Sum of hashtag_posts_total over the hashtags this worker exports: stage 2's "
+            "progress, cheap to poll with /metrics?name[]=spread_hashtag_posts_sum.",
+        ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
             "Delta ranges that straddled an applied offset (must stay 0; see pipeline.deltas).",
@@ -88,7 +93,8 @@ class _Collector:
 
 
 class PipelineCollector(_Collector):
-    """``spread_*``: cheap at any size, so tools can poll them (``/metrics?name[]=...``)."""
+    """``spread_*``: cheap to poll (``/metrics?name[]=...``): one pass over the owned
+    hashtags' totals at most, no exposition of per-hashtag series."""
 
     def describe(self) -> list[Metric]:
         # Sample-less families tell the registry which names this collector serves, so a
@@ -109,6 +115,17 @@ class PipelineCollector(_Collector):
         if watermark is not None:
             fam["watermark"].add_metric([], watermark)
             yield fam["watermark"]
+        owned = self._active(DELTAS)
+        partition_of = self.counters.partition_of
+        fam["applied"].add_metric(
+            [],
+            sum(
+                v["n"]
+                for t, v in plain_dict(self.counters.totals).items()
+                if v and partition_of(t) in owned
+            ),
+        )
+        yield fam["applied"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]
 

@@ -83,7 +83,8 @@ class Counters:
         new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
         wm_seen = self.delta_watermark
         for partition, entries in batch:
-            for ranges_, wm, tags in entries:
+            for entry_ranges, wm, tags in entries:
+                ranges_ = wire.marked(entry_ranges)
                 if wm is not None and (wm_seen is None or wm > wm_seen):
                     wm_seen = wm
                 for tag, (posts, by_region, by_minute, first_seen) in tags.items():

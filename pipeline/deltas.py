@@ -83,12 +83,21 @@ def decode(value: bytes) -> list[Entry]:
     return orjson.loads(value)["e"]
 
 
-def check(marks: Mapping[str, int] | None, ranges: list[list[int]]) -> str:
+def marked(ranges: list[list[int]]) -> list[tuple[str, int, int]]:
+    """Ranges with the source partition as the marks' key (JSON object keys are strings);
+    converted once per entry rather than once per hashtag and bucket."""
+    return [(str(sp), first, last) for sp, first, last in ranges]
+
+
+def check(marks: Mapping[str, int] | None, ranges: list[tuple[str, int, int]]) -> str:
     """APPLY when every range is new, SKIP when every range was applied, else OVERLAP
-    (impossible by construction, see the module docstring)."""
+    (impossible by construction, see the module docstring). ``ranges`` as from :func:`marked`.
+    """
+    if not marks:
+        return APPLY
     new = old = 0
     for sp, first, last in ranges:
-        mark = marks.get(str(sp), -1) if marks else -1
+        mark = marks.get(sp, -1)
         if last <= mark:
             old += 1
         elif first > mark:
@@ -100,9 +109,9 @@ def check(marks: Mapping[str, int] | None, ranges: list[list[int]]) -> str:
     return SKIP if old else APPLY
 
 
-def _advance_marks(marks: dict[str, int], ranges: list[list[int]]) -> None:
+def _advance_marks(marks: dict[str, int], ranges: list[tuple[str, int, int]]) -> None:
     for sp, _first, last in ranges:
-        marks[str(sp)] = last
+        marks[sp] = last
 
 
 def new_total() -> dict[str, Any]:
@@ -115,7 +124,7 @@ def copy_total(value: Mapping[str, Any]) -> dict[str, Any]:
 
 def merge_total(
     value: dict[str, Any],
-    ranges: list[list[int]],
+    ranges: list[tuple[str, int, int]],
     posts: int,
     by_region: Mapping[str, int],
     first_seen: Mapping[str, float],
@@ -136,7 +145,7 @@ def merge_total(
     _advance_marks(value["m"], ranges)
 
 
-def merge_bucket(value: list[Any], ranges: list[list[int]], posts: int) -> None:
+def merge_bucket(value: list[Any], ranges: list[tuple[str, int, int]], posts: int) -> None:
     """Add to a ``[posts, marks]`` (hashtag, minute) bucket the caller owns."""
     value[0] += posts
     _advance_marks(value[1], ranges)

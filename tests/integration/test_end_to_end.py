@@ -76,6 +76,7 @@ def assert_matches(m: Metrics, truth: Truth) -> None:
     assert rejected == dict(truth.rejected)
     assert single(m, "spread_watermark_timestamp_seconds") == pytest.approx(truth.watermark)
     assert by_label(m, "hashtag_posts_total", "hashtag") == dict(truth.posts)
+    assert single(m, "spread_hashtag_posts_sum") == sum(truth.posts.values())
     assert by_label(m, "hashtag_region_posts_total", "hashtag", "region") == dict(
         truth.region_posts
     )

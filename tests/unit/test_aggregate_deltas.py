@@ -70,23 +70,25 @@ def test_summarise_into_accumulates_records():
 
 def test_check_ranges_against_marks():
     marks = {"0": 10, "1": 3}
-    assert wire.check(marks, [[0, 11, 20]]) == wire.APPLY
-    assert wire.check(marks, [[0, 5, 10]]) == wire.SKIP
-    assert wire.check(marks, [[0, 10, 10]]) == wire.SKIP  # redelivered single record
-    assert wire.check(marks, [[0, 8, 12]]) == wire.OVERLAP
-    assert wire.check(marks, [[2, 0, 0]]) == wire.APPLY  # other source partition, own mark
-    assert wire.check({}, [[0, 0, 0]]) == wire.APPLY
+    assert wire.check(marks, wire.marked([[0, 11, 20]])) == wire.APPLY
+    assert wire.check(marks, wire.marked([[0, 5, 10]])) == wire.SKIP
+    assert wire.check(marks, wire.marked([[0, 10, 10]])) == wire.SKIP  # redelivered single record
+    assert wire.check(marks, wire.marked([[0, 8, 12]])) == wire.OVERLAP
+    assert (
+        wire.check(marks, wire.marked([[2, 0, 0]])) == wire.APPLY
+    )  # other source partition, own mark
+    assert wire.check({}, wire.marked([[0, 0, 0]])) == wire.APPLY
     # A batch's entry spans source partitions: all new, or all applied, never a mix.
-    assert wire.check(marks, [[0, 11, 20], [1, 4, 9], [2, 0, 5]]) == wire.APPLY
-    assert wire.check(marks, [[0, 1, 10], [1, 0, 3]]) == wire.SKIP
-    assert wire.check(marks, [[0, 11, 20], [1, 0, 3]]) == wire.OVERLAP
+    assert wire.check(marks, wire.marked([[0, 11, 20], [1, 4, 9], [2, 0, 5]])) == wire.APPLY
+    assert wire.check(marks, wire.marked([[0, 1, 10], [1, 0, 3]])) == wire.SKIP
+    assert wire.check(marks, wire.marked([[0, 11, 20], [1, 0, 3]])) == wire.OVERLAP
 
 
 def test_merge_total_and_bucket_in_place():
     v = wire.new_total()
-    wire.merge_total(v, [[0, 0, 5]], 2, {"US": 2}, {"US": 10.0})
-    wire.merge_total(v, [[1, 0, 0], [2, 4, 7]], 1, {"FR": 1}, {"FR": 5.0})
-    wire.merge_total(v, [[0, 6, 6]], 1, {"US": 1}, {"US": 3.0})
+    wire.merge_total(v, wire.marked([[0, 0, 5]]), 2, {"US": 2}, {"US": 10.0})
+    wire.merge_total(v, wire.marked([[1, 0, 0], [2, 4, 7]]), 1, {"FR": 1}, {"FR": 5.0})
+    wire.merge_total(v, wire.marked([[0, 6, 6]]), 1, {"US": 1}, {"US": 3.0})
     assert v == {
         "n": 4,
         "r": {"US": 3, "FR": 1},
@@ -94,9 +96,9 @@ def test_merge_total_and_bucket_in_place():
         "m": {"0": 6, "1": 0, "2": 7},
     }
     copy = wire.copy_total(v)
-    wire.merge_total(copy, [[0, 7, 7]], 1, {"ZZ": 1}, {})
+    wire.merge_total(copy, wire.marked([[0, 7, 7]]), 1, {"ZZ": 1}, {})
     assert v["n"] == 4 and "ZZ" not in v["r"] and v["m"]["0"] == 6  # the copy is independent
     b = [0, {}]
-    wire.merge_bucket(b, [[2, 0, 9]], 3)
-    wire.merge_bucket(b, [[2, 10, 10], [4, 0, 1]], 1)
+    wire.merge_bucket(b, wire.marked([[2, 0, 9]]), 3)
+    wire.merge_bucket(b, wire.marked([[2, 10, 10], [4, 0, 1]]), 1)
     assert b == [4, {"2": 10, "4": 1}]
