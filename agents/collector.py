@@ -46,7 +46,7 @@ def _pipeline_families() -> dict[str, Metric]:
         ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
-            "Delta ranges that straddled an applied offset (must stay 0; see pipeline.deltas).",
+            "Delta entries found partly applied already (must stay 0; see pipeline.deltas).",
         ),
     }
 

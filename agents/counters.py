@@ -52,7 +52,7 @@ class Counters:
         # Newest event time in the deltas this worker applied; the watermark of last resort
         # when it owns no partition of ``posts``.
         self.delta_watermark: float | None = None
-        # Entries that straddled a mark: impossible by construction (pipeline.deltas); counted
+        # Entries found partly applied: impossible by construction (pipeline.deltas); counted
         # and exported so that a broken assumption shows instead of hiding.
         self.overlaps = 0
         self._partition_of: dict[str, int] = {}
