@@ -57,6 +57,10 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         web_host=settings.metrics_host,
         web_port=settings.metrics_port,
         web_in_thread=False,
+        # The web server is the metrics endpoint: no table listings or partition routing
+        # for anyone who can reach the port.
+        web_router_enabled=False,
+        web_tables_enabled=False,
     )
     posts = app.topic(POSTS, key_serializer="raw", value_serializer="raw")
     rejected = app.topic(REJECTED, key_serializer="raw", value_serializer="raw")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.error
 import urllib.request
 
 import pytest
@@ -26,6 +27,13 @@ EDGE_LINES = [
     {"id": "e4", "ts": 1508200061, "hashtags": None},
     {"id": "e5", "ts": 1508200062, "region": "Atlantis", "hashtags": ["Straße", "STRASSE"]},
     {"id": "e6", "ts": 1508100000.5, "region": "FR", "hashtags": ["balancetonporc"]},  # late
+    # A hashtag that tries to inject a line into the exposition: escaped, counted as itself.
+    {
+        "id": "e7",
+        "ts": 1508200063,
+        "region": "US",
+        "hashtags": ['x"} 1\nspread_events_total{outcome="accepted"} 999\n\\'],
+    },
 ]
 EDGE_RAW = [
     b'{"id": "bad-nan", "ts": NaN, "hashtags": ["metoo"]}',
@@ -106,6 +114,11 @@ def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, ed
         restricted = parse_metrics(resp.read().decode())
     assert set(restricted) == {"spread_events_total"}
     assert restricted["spread_events_total"] == m["spread_events_total"]
+    # The port serves metrics, not Faust's table listings or partition routing.
+    for path in ("/router/", "/table/", "/table/hashtag-totals/"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(worker.url.replace("/metrics", path), timeout=5)
+        assert err.value.code == 404, path
 
 
 def test_worker_started_after_paced_single_event_replay(broker, make_worker, edge_file):
