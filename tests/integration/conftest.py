@@ -83,7 +83,7 @@ class Worker:
                 "--app-id",
                 self.app_id,
                 "--data-dir",
-                str(self.workdir / "faust"),
+                str(self.workdir / f"faust-{self.metrics_port}"),
                 "--loglevel",
                 "info",
             ],

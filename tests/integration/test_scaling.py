@@ -1,0 +1,79 @@
+"""Workers joining, leaving and dying mid-replay: the counts stay exact.
+
+Each worker exports the hashtags of the ``hashtag-deltas`` partitions it owns right now, so
+after every rebalance the sum over all workers' ``/metrics`` is the whole picture: no
+partition exported twice, none missing.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+
+import pytest
+
+from tests.groundtruth import Truth, compute
+from tests.integration.conftest import CLI, SAMPLE, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def start_replay(broker, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*CLI, "replay", "--broker", broker.bootstrap, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def finish(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+
+
+def merged(workers, truth: Truth):
+    """The workers' metrics summed, once they add up to every event and hashtag post."""
+    events: Counter = Counter()
+    posts: dict[str, float] = {}
+    regions: dict[tuple[str, str], float] = {}
+    for w in workers:
+        m = w.scrape()
+        for labels, v in m.get("spread_events_total", {}).items():
+            events[dict(labels)["outcome"]] += v
+        for labels, v in m.get("hashtag_posts_total", {}).items():
+            tag = dict(labels)["hashtag"]
+            assert tag not in posts, f"{tag} exported by two workers"
+            posts[tag] = v
+        for labels, v in m.get("hashtag_region_posts_total", {}).items():
+            d = dict(labels)
+            regions[(d["hashtag"], d["region"])] = v
+    if events["accepted"] + events["rejected"] != truth.accepted + sum(truth.rejected.values()):
+        return None
+    if sum(posts.values()) != sum(truth.posts.values()):
+        return None
+    return events, posts, regions
+
+
+def assert_exact(result, truth: Truth) -> None:
+    events, posts, regions = result
+    assert events == Counter(accepted=truth.accepted, rejected=sum(truth.rejected.values()))
+    assert posts == dict(truth.posts)
+    assert regions == dict(truth.region_posts)
+
+
+def test_worker_killed_mid_replay_and_restarted(broker, make_worker):
+    truth = compute([SAMPLE])
+    worker = make_worker().start()
+    replay = start_replay(broker, "--speed", "5000", "--envelope", "50", str(SAMPLE))
+    # Killed once it has counted part of the replay, never at a chosen safe point.
+    wait_for(
+        lambda: sum(worker.scrape().get("spread_events_total", {}).values()) > 500,
+        60,
+        "the worker to count some events",
+    )
+    worker.stop(signal.SIGKILL)
+    worker.start()
+    finish(replay)
+    result = wait_for(lambda: merged([worker], truth), 90, "the restarted worker to catch up")
+    assert_exact(result, truth)
