@@ -74,7 +74,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
 
     writer = ChangelogWriter(settings.broker)
     counters = Counters(app, deltas, topology.deltas, writer)
-    ingest = Ingest(app, posts, rejected, deltas, topology, writer)
+    ingest = Ingest(app, posts, rejected, deltas, topology, writer, settings.limits)
 
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(app, ingest, counters))

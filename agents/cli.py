@@ -12,6 +12,7 @@ import click
 
 from pipeline.broker import port_is_free
 from pipeline.cli import USER_ERRORS, cli, fail, run
+from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.producer import ensure_topics
 from pipeline.settings import (
     DEFAULT_APP_ID,
@@ -75,6 +76,34 @@ GC_THRESHOLDS = (700, 10, 10_000)
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@click.option(
+    "--max-event-bytes",
+    type=click.IntRange(256, 16 << 20),
+    default=DEFAULT_LIMITS.max_event_bytes,
+    show_default=True,
+    help="Longer event lines are rejected (too_large) without being decoded.",
+)
+@click.option(
+    "--max-hashtags",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_LIMITS.max_hashtags,
+    show_default=True,
+    help="Posts with more hashtags are rejected (too_many_hashtags).",
+)
+@click.option(
+    "--max-hashtag-chars",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_LIMITS.max_hashtag_chars,
+    show_default=True,
+    help="Posts with a longer normalised hashtag are rejected (hashtag_too_long).",
+)
+@click.option(
+    "--max-future-seconds",
+    type=click.FloatRange(0),
+    default=DEFAULT_LIMITS.max_future_seconds,
+    show_default=True,
+    help="Events dated later than the worker's clock plus this are rejected (ts_out_of_range).",
+)
 def worker(
     broker_addr: str | None,
     metrics_port: int,
@@ -83,6 +112,10 @@ def worker(
     app_id: str,
     data_dir: str,
     loglevel: str,
+    max_event_bytes: int,
+    max_hashtags: int,
+    max_hashtag_chars: int,
+    max_future_seconds: float,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -114,6 +147,7 @@ def worker(
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         data_dir=data_dir,
+        limits=Limits(max_event_bytes, max_hashtags, max_hashtag_chars, max_future_seconds),
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))

@@ -18,12 +18,14 @@ flushes the producer before it commits, so a committed offset has all of it at t
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
 from pipeline.aggregate import RecordSummary, summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
+from pipeline.limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     import faust
@@ -51,6 +53,7 @@ class Ingest:
         deltas: faust.TopicT,
         topology: Topology,
         writer: ChangelogWriter,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.app = app
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
@@ -62,6 +65,7 @@ class Ingest:
             progress = self.progress
             progress_rows = plain_dict(progress)
             async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
+                now = time.time()  # the clock ts_out_of_range is judged against
                 entries: list[wire.Entry] = []
                 ranges: dict[int, list[int]] = {}  # sp -> [first, last] of the new records
                 fresh: dict[str, Any] = {}  # tag deltas of every new record in the batch
@@ -76,7 +80,7 @@ class Ingest:
                     if so <= row["off"]:
                         # Counted before this redelivery: deltas again, as an entry of its
                         # own (stage 2 skips what it applied); no counts, no dead letters.
-                        s = summarise(event.value, envelope)
+                        s = summarise(event.value, envelope, limits=limits, now=now)
                         entries.append(([(sp, so, so)], s.max_ts, s.tags))
                         continue
                     span = ranges.get(sp)
@@ -84,7 +88,7 @@ class Ingest:
                         ranges[sp] = [so, so]
                     else:
                         span[1] = so
-                    summary = summarise(event.value, envelope, into=fresh)
+                    summary = summarise(event.value, envelope, into=fresh, limits=limits, now=now)
                     if summary.max_ts is not None and (
                         fresh_wm is None or summary.max_ts > fresh_wm
                     ):
@@ -103,7 +107,11 @@ class Ingest:
                     await rejected.send(
                         key=source,
                         value=line,
-                        headers=[("reason", reason.encode()), ("source", source)],
+                        headers=[
+                            ("reason", reason.encode()),
+                            ("source", source),
+                            *([("truncated", b"true")] if reason == "too_large" else []),
+                        ],
                     )
                 by_target: dict[int, list[wire.Entry]] = {}
                 for entry_ranges, wm, tags in entries:

@@ -12,6 +12,7 @@ buckets ``[m, m + 60)``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -19,6 +20,7 @@ import orjson
 
 from pipeline import hashtags, regions
 from pipeline.events import split_record, validate
+from pipeline.limits import DEFAULT_LIMITS, Limits
 
 TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float]]
 
@@ -42,43 +44,67 @@ def minute_of(ts: float) -> int:
 
 
 def summarise(
-    value: bytes | None, envelope: bool = False, into: dict[str, TagDelta] | None = None
+    value: bytes | None,
+    envelope: bool = False,
+    into: dict[str, TagDelta] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    now: float | None = None,
 ) -> RecordSummary:
     """Decode, validate, normalise and pre-aggregate every event line of one record.
 
     ``envelope``: the producer marked the record as JSON lines (see ``split_record``).
     ``into``: tag deltas to add to (several records pre-aggregated together); the summary's
-    ``tags`` is that dict.
+    ``tags`` is that dict. ``limits`` bound what one event may be (:mod:`pipeline.limits`);
+    ``now`` is the clock they are checked against (default: the wall clock).
     """
     out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
     loads = orjson.loads
     max_ts = None
-    for line in split_record(value, envelope):
+    max_bytes = limits.max_event_bytes
+    max_tags = limits.max_hashtags
+    max_chars = limits.max_hashtag_chars
+    latest = (time.time() if now is None else now) + limits.max_future_seconds
+    for line in split_record(value, envelope, max_bytes):
+        if len(line) > max_bytes:
+            # Never decoded: a huge line costs no parsing, and its dead letter stays small.
+            out.rejected.append(("too_large", line[:max_bytes]))
+            continue
         try:
             event = loads(line)
         except orjson.JSONDecodeError:
             out.rejected.append(("invalid_json", line))
             continue
         reason = validate(event)
+        if reason is None:
+            ts = event["ts"]
+            raw_tags = event.get("hashtags")
+            if not 0 <= ts <= latest:
+                reason = "ts_out_of_range"
+            elif raw_tags and len(raw_tags) > max_tags:
+                reason = "too_many_hashtags"
+            else:
+                distinct = []
+                for raw in raw_tags or ():
+                    tag = _normalise_tag(raw)
+                    if len(tag) > max_chars:
+                        reason = "hashtag_too_long"
+                        break
+                    if tag and tag not in distinct:
+                        distinct.append(tag)
         if reason is not None:
             out.rejected.append((reason, line))
             continue
         out.accepted += 1
-        ts = event["ts"]
         if max_ts is None or ts > max_ts:
             max_ts = ts
-        raw_tags = event.get("hashtags")
-        if not raw_tags:
+        if not distinct:
             continue
-        region = _normalise_region(event.get("region"))
+        region = event.get("region")
+        # Only strings reach the cache: a list or an object is unhashable (and not a region).
+        region = _normalise_region(region) if type(region) is str else regions.UNKNOWN
         minute = int(ts // 60) * 60
-        seen: set[str] = set()
-        for raw in raw_tags:
-            tag = _normalise_tag(raw)
-            if not tag or tag in seen:
-                continue
-            seen.add(tag)
+        for tag in distinct:
             delta = tags_out.get(tag)
             if delta is None:
                 tags_out[tag] = [1, {region: 1}, {minute: 1}, {region: ts}]

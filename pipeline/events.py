@@ -16,6 +16,10 @@ Validation rules (each failure has a reason, counted and dead-lettered by the wo
 ``bad_id``         ``id`` missing or not a string
 ``bad_ts``         ``ts`` missing, not a number (booleans are not numbers), NaN or infinite
 ``bad_hashtags``   ``hashtags`` present and not a list of strings
+``too_large``      the line is longer than ``Limits.max_event_bytes`` (not decoded at all)
+``too_many_hashtags``  more entries in ``hashtags`` than ``Limits.max_hashtags``
+``hashtag_too_long``   a hashtag longer than ``Limits.max_hashtag_chars`` once normalised
+``ts_out_of_range``    ``ts`` negative, or beyond the worker's clock + ``max_future_seconds``
 
 A missing or ``null`` ``hashtags`` is a post without hashtags: accepted, counted in
 ``spread_events_total``, and in no hashtag's counters.
@@ -28,13 +32,24 @@ from typing import Any
 
 import orjson
 
-REASONS: tuple[str, ...] = ("invalid_json", "not_object", "bad_id", "bad_ts", "bad_hashtags")
+REASONS: tuple[str, ...] = (
+    "invalid_json",
+    "not_object",
+    "bad_id",
+    "bad_ts",
+    "bad_hashtags",
+    "too_large",
+    "too_many_hashtags",
+    "hashtag_too_long",
+    "ts_out_of_range",
+)
 
 KINDS: frozenset[str] = frozenset({"post", "repost", "reply", "reaction"})
 
 
 def validate(event: Any) -> str | None:
-    """Return the rejection reason for a decoded event, or None when it is acceptable."""
+    """Return the rejection reason for a decoded event, or None when its shape is acceptable
+    (the limits of :mod:`pipeline.limits` are checked by the caller, which knows them)."""
     if type(event) is not dict:
         return "not_object"
     if type(event.get("id")) is not str:
@@ -53,18 +68,27 @@ ENVELOPE_HEADER = "spread-format"
 ENVELOPE_FORMAT = b"jsonl"
 
 
-def split_record(value: bytes | None, envelope: bool = False) -> list[bytes]:
+def split_record(
+    value: bytes | None, envelope: bool = False, max_bytes: int | None = None
+) -> list[bytes]:
     """The event lines of one record: a single event or an envelope of JSON lines.
 
     Blank lines are not events. ``envelope`` says the producer marked the record as JSON
     lines (header ``spread-format: jsonl``, as ``spread replay`` does): every line is then
     judged on its own. An unmarked record from a foreign producer that holds one
-    pretty-printed (multi-line) JSON object is recognised and kept whole.
+    pretty-printed (multi-line) JSON object is recognised and kept whole, unless it is
+    longer than ``max_bytes`` (then it is not parsed here: its lines are judged, and rejected).
     """
     if not value:
         return []
     lines = [line for line in value.split(b"\n") if line.strip()]
-    if not envelope and len(lines) > 1 and not _parses(lines[0]) and _parses(value):
+    if (
+        not envelope
+        and len(lines) > 1
+        and (max_bytes is None or len(value) <= max_bytes)
+        and not _parses(lines[0])
+        and _parses(value)
+    ):
         return [value]
     return lines
 

@@ -21,6 +21,7 @@ import orjson
 
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.formats.native import iter_lines, open_binary
+from pipeline.limits import DEFAULT_LIMITS
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.settings import DEFAULT_PARTITIONS, POSTS
 
@@ -53,8 +54,13 @@ class ReplayStats:
         return self.events / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def event_time(line: bytes) -> float | None:
-    """The ``ts`` of a line if it is a JSON object with a finite numeric ``ts``."""
+def event_time(line: bytes, latest: float | None = None) -> float | None:
+    """The ``ts`` of a line if it is a JSON object with a finite numeric ``ts`` in range.
+
+    Out of range (negative, or after ``latest``: by default the clock plus the worker's
+    ``max_future_seconds``) counts as no time at all: the worker rejects such an event, and
+    one line dated 33658 must not stop the pacing of the rest of a file for ever.
+    """
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -62,7 +68,10 @@ def event_time(line: bytes) -> float | None:
     if type(obj) is dict:
         ts = obj.get("ts")
         if type(ts) in (int, float) and math.isfinite(ts):
-            return float(ts)
+            if latest is None:
+                latest = time.time() + DEFAULT_LIMITS.max_future_seconds
+            if 0 <= ts <= latest:
+                return float(ts)
     return None
 
 

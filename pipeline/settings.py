@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pipeline.limits import DEFAULT_LIMITS, Limits
+
 POSTS = "posts"
 REJECTED = "posts-rejected"
 DELTAS = "hashtag-deltas"
@@ -49,3 +51,4 @@ class WorkerSettings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = DEFAULT_METRICS_PORT
     data_dir: str = ".spread-data"
+    limits: Limits = DEFAULT_LIMITS

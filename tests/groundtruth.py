@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -23,8 +24,21 @@ def _no_constants(name: str) -> float:
     raise ValueError(f"JSON does not allow {name}")
 
 
+# The README's limits, at their defaults.
+MAX_EVENT_BYTES = 65_536
+MAX_HASHTAGS = 100
+MAX_HASHTAG_CHARS = 140
+MAX_FUTURE_SECONDS = 86_400
+# Invisible characters the README says are removed from hashtags (besides category Cc).
+INVISIBLE = set("\u00ad\u061c\u200b\u200e\u200f\u2060\ufeff") | {
+    chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
+
+
 def norm_tag(tag: str) -> str:
-    return unicodedata.normalize("NFKC", tag).casefold().lstrip("#＃")
+    tag = unicodedata.normalize("NFKC", tag).casefold()
+    tag = "".join(c for c in tag if unicodedata.category(c) != "Cc" and c not in INVISIBLE)
+    return tag.strip().lstrip("#＃").strip()
 
 
 def norm_region(region: object) -> str:
@@ -33,11 +47,13 @@ def norm_region(region: object) -> str:
     return "ZZ"
 
 
-def judge(line: bytes) -> tuple[str | None, dict | None]:
-    """(reason or None, event) for one line."""
+def judge(line: bytes, now: float | None = None) -> tuple[str | None, dict | None]:
+    """(reason or None, event) for one line, the checks in the README's order."""
+    if len(line) > MAX_EVENT_BYTES:
+        return "too_large", None
     try:
         event = json.loads(line.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return "invalid_json", None
     if not isinstance(event, dict):
         return "not_object", None
@@ -49,6 +65,12 @@ def judge(line: bytes) -> tuple[str | None, dict | None]:
     tags = event.get("hashtags")
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         return "bad_hashtags", None
+    if ts < 0 or ts > (time.time() if now is None else now) + MAX_FUTURE_SECONDS:
+        return "ts_out_of_range", None
+    if tags and len(tags) > MAX_HASHTAGS:
+        return "too_many_hashtags", None
+    if any(len(norm_tag(t)) > MAX_HASHTAG_CHARS for t in tags or ()):
+        return "hashtag_too_long", None
     return None, event
 
 
@@ -86,7 +108,9 @@ def compute(paths: list[Path]) -> Truth:
         reason, event = judge(line)
         if reason:
             truth.rejected[reason] += 1
-            truth.bad_lines.append((reason, line))
+            # A too_large line is dead-lettered truncated (README "Limits").
+            kept = line[:MAX_EVENT_BYTES] if reason == "too_large" else line
+            truth.bad_lines.append((reason, kept))
             continue
         truth.accepted += 1
         ts = event["ts"]

@@ -27,6 +27,8 @@ EDGE_LINES = [
     {"id": "e4", "ts": 1508200061, "hashtags": None},
     {"id": "e5", "ts": 1508200062, "region": "Atlantis", "hashtags": ["Straße", "STRASSE"]},
     {"id": "e6", "ts": 1508100000.5, "region": "FR", "hashtags": ["balancetonporc"]},  # late
+    # Invisible characters are removed: these are metoo, yotambien and "x".
+    {"id": "e8", "ts": 1508200064, "hashtags": ["met\u200boo", " #YoTambien\u202c", "\u202ex\x00"]},
     # A hashtag that tries to inject a line into the exposition: escaped, counted as itself.
     {
         "id": "e7",
@@ -41,6 +43,15 @@ EDGE_RAW = [
     b'{"id": "bad-utf8", "ts": 1508200000, "hashtags": ["\xff\xfe"]}',
     b'{"id": "bad-tags", "ts": 1508200000, "hashtags": [1, 2]}',
     b"42",
+    # Hostile input: every line has its own reason; none may stop the worker.
+    b'{"id": "big", "ts": 1508200000, "hashtags": ["metoo"], "pad": "' + b"x" * 70_000 + b'"}',
+    b"[" * 5000 + b"]" * 5000,
+    json.dumps(
+        {"id": "many", "ts": 1508200000, "hashtags": [f"t{i}" for i in range(150)]}
+    ).encode(),
+    json.dumps({"id": "long", "ts": 1508200000, "hashtags": ["ﷺ" * 10]}).encode(),  # NFKC: x18
+    b'{"id": "future", "ts": 1e12, "hashtags": ["metoo"]}',
+    b'{"id": "negative", "ts": -1, "hashtags": ["metoo"]}',
 ]
 
 
@@ -104,7 +115,7 @@ def assert_matches(m: Metrics, truth: Truth) -> None:
 
 def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, edge_file):
     truth = compute([SAMPLE, edge_file])
-    assert truth.posts["metoo"] > 1000 and len(truth.rejected) == 5  # the data exercises it
+    assert truth.posts["metoo"] > 1000 and len(truth.rejected) == 9  # the data exercises it
     worker = make_worker().start()
     replay(broker, str(SAMPLE), str(edge_file))
     m = wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
