@@ -26,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from agents.changelog import ChangelogWriter
 from agents.collector import HashtagCollector, PipelineCollector
 from agents.counters import Counters
+from agents.health import BrokerProbe
 from agents.ingest import Ingest
 from pipeline.offsets import true_end_offsets
 from pipeline.settings import DELTAS, POSTS, REJECTED, WorkerSettings
@@ -76,8 +77,10 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     counters = Counters(app, deltas, topology.deltas, writer)
     ingest = Ingest(app, posts, rejected, deltas, topology, writer, settings.limits)
 
+    probe = BrokerProbe(app, settings.broker)
+
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(PipelineCollector(app, ingest, counters))
+    registry.register(PipelineCollector(app, ingest, counters, probe))
     registry.register(HashtagCollector(app, ingest, counters))
     ProcessCollector(registry=registry)
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import faust
 
     from agents.counters import Counters
+    from agents.health import BrokerProbe
     from agents.ingest import Ingest
 
 
@@ -43,6 +44,12 @@ def _pipeline_families() -> dict[str, Metric]:
             "spread_hashtag_posts_sum",
             "Sum of hashtag_posts_total over the hashtags this worker exports: stage 2's "
             "progress, cheap to poll with /metrics?name[]=spread_hashtag_posts_sum.",
+        ),
+        "broker_up": GaugeMetricFamily(
+            "spread_broker_up", "1 while this worker can reach its broker, else 0."
+        ),
+        "outages": CounterMetricFamily(
+            "spread_broker_outages", "Times this worker lost its broker (see agents.health)."
         ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
@@ -96,6 +103,12 @@ class PipelineCollector(_Collector):
     """``spread_*``: cheap to poll (``/metrics?name[]=...``): one pass over the owned
     hashtags' totals at most, no exposition of per-hashtag series."""
 
+    def __init__(
+        self, app: faust.App, ingest: Ingest, counters: Counters, probe: BrokerProbe
+    ) -> None:
+        super().__init__(app, ingest, counters)
+        self.probe = probe
+
     def describe(self) -> list[Metric]:
         # Sample-less families tell the registry which names this collector serves, so a
         # restricted scrape of spread_* never walks the hashtag tables.
@@ -126,6 +139,10 @@ class PipelineCollector(_Collector):
             ),
         )
         yield fam["applied"]
+        fam["broker_up"].add_metric([], 1.0 if self.probe.up else 0.0)
+        yield fam["broker_up"]
+        fam["outages"].add_metric([], self.probe.outages)
+        yield fam["outages"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]
 

@@ -75,21 +75,22 @@ class EmbeddedBroker:
     host: str = "127.0.0.1"
     port: int = 9092
     log_path: str | None = None
+    # Port clients are told to connect to, when something (a proxy) stands in front.
+    advertised_port: int | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.advertised_port or self.port}"
 
     def command(self) -> list[str]:
-        url = f"tcp://{self.host}:{self.port}"
         return [
             binary(),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://{self.host}:{self.port}",
             "--advertised-listener-url",
-            url,
+            f"tcp://{self.bootstrap}",
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -110,7 +111,7 @@ class EmbeddedBroker:
             code = self.process.poll()
             self.stop()
             raise BrokerError(
-                f"embedded broker did not start on {self.bootstrap} (exit code {code})"
+                f"embedded broker did not start on {self.host}:{self.port} (exit code {code})"
             )
         return self
 

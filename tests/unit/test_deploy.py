@@ -40,6 +40,8 @@ EXPORTED = {
     "spread_watermark_timestamp_seconds",
     "spread_hashtag_posts_sum",
     "spread_delta_overlaps_total",
+    "spread_broker_up",
+    "spread_broker_outages_total",
     # Prometheus' own, per target.
     "up",
     "scrape_duration_seconds",

@@ -1,0 +1,58 @@
+"""Can this worker reach its broker? A probe, a log line per change, two metrics.
+
+aiokafka logs every failed connection attempt (several a second); users need one line when
+the broker goes away, one when it is back, and a metric to alert on. A Faust timer opens a
+TCP connection to the bootstrap servers every ``INTERVAL`` seconds: ``spread_broker_up`` is 1
+while one of them answers, and ``spread_broker_outages_total`` counts the times it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import faust
+
+log = logging.getLogger("spread.health")
+
+INTERVAL = 2.0
+TIMEOUT = 1.0
+
+
+class BrokerProbe:
+    def __init__(self, app: faust.App, bootstrap: str) -> None:
+        self.servers = [s.rsplit(":", 1) for s in bootstrap.split(",")]
+        self.up = True
+        self.outages = 0
+        self.down_since: float | None = None
+
+        @app.timer(INTERVAL)
+        async def probe() -> None:
+            self.observe(await self.reachable())
+
+    async def reachable(self) -> bool:
+        for host, port in self.servers:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, int(port)), TIMEOUT
+                )
+            except (OSError, TimeoutError):
+                continue
+            writer.close()
+            return True
+        return False
+
+    def observe(self, ok: bool) -> None:
+        if ok and not self.up:
+            took = time.monotonic() - (self.down_since or time.monotonic())
+            log.warning("broker reachable again after %.0f s", took)
+            self.down_since = None
+        elif not ok and self.up:
+            self.outages += 1
+            self.down_since = time.monotonic()
+            log.warning(
+                "broker unreachable (%s): counting resumes when it is back",
+                ",".join(":".join(s) for s in self.servers),
+            )
+        self.up = ok
