@@ -28,6 +28,7 @@ from agents.collector import HashtagCollector, PipelineCollector
 from agents.counters import Counters
 from agents.health import BrokerProbe
 from agents.ingest import Ingest
+from pipeline import security
 from pipeline.offsets import true_end_offsets
 from pipeline.settings import DELTAS, POSTS, REJECTED, WorkerSettings
 
@@ -43,6 +44,7 @@ class Topology:
 def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     app = faust.App(
         settings.app_id,
+        broker_credentials=faust_credentials(security.from_environment()),
         broker=[f"kafka://{server}" for server in settings.broker.split(",")],
         store="memory://",
         autodiscover=False,
@@ -100,6 +102,20 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     app.spread_counters = counters  # type: ignore[attr-defined]
     app.spread_writer = writer  # type: ignore[attr-defined] - the worker starts and stops it
     return app
+
+
+def faust_credentials(sec: security.KafkaSecurity) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of the same settings every aiokafka client of the project uses."""
+    if sec.uses_sasl:
+        return faust.SASLCredentials(
+            username=sec.sasl_username,
+            password=sec.sasl_password,
+            ssl_context=sec.ssl_context(),
+            mechanism=sec.sasl_mechanism,
+        )
+    if sec.uses_ssl:
+        return faust.SSLCredentials(sec.ssl_context())
+    return None
 
 
 def install_true_highwaters(app: faust.App, bootstrap: str) -> None:

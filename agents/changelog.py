@@ -26,6 +26,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
+from pipeline import security
+
 Writes = Iterable[tuple[int, Any, Any]]  # (partition, key, value)
 
 BATCH_BYTES = 1024 * 1024
@@ -50,6 +52,7 @@ class ChangelogWriter(Service):
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap,
+                **security.client_kwargs(),
                 acks="all",
                 linger_ms=0,
                 max_batch_size=BATCH_BYTES,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from pipeline import security
 from pipeline.broker import port_is_free
 from pipeline.cli import USER_ERRORS, cli, fail, run
 from pipeline.limits import DEFAULT_LIMITS, Limits
@@ -126,6 +127,7 @@ def worker(
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         bootstrap = parse_broker(broker_addr)
+        security.from_environment()  # a bad KAFKA_* setting is one line, before anything starts
         if not port_is_free(metrics_host, metrics_port):
             fail(
                 f"metrics port {metrics_host}:{metrics_port} is busy: pick another with "

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import click
 
-from pipeline import __version__
+from pipeline import __version__, security
 from pipeline.broker import BrokerError, EmbeddedBroker
 from pipeline.formats.native import FormatError
 from pipeline.producer import BrokerUnavailable
@@ -131,6 +131,7 @@ def replay(
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         bootstrap = parse_broker(broker_addr)
+        security.from_environment()  # a bad KAFKA_* setting is one line, before anything starts
         with Reporter("replay") as reporter:
             stats = asyncio.run(
                 run_replay(

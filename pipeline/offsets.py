@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from pipeline import security
+
 
 async def true_end_offsets(
     bootstrap: str, reported: Mapping[TopicPartition, int | None], timeout_ms: int = 500
@@ -25,6 +27,7 @@ async def true_end_offsets(
         return out
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
         enable_auto_commit=False,
         group_id=None,
         isolation_level="read_uncommitted",

@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from pipeline import security
+
 # Envelopes are bounded well under the broker's default 1 MB message size.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
@@ -26,7 +28,9 @@ async def ensure_topics(
     A topic that exists keeps its partition count (changing it would move hashtags between
     partitions and break per-partition state), so callers use what this returns.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=10_000, **security.client_kwargs()
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
@@ -62,6 +66,7 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
         acks="all",
         linger_ms=5,
         max_batch_size=1024 * 1024,

@@ -78,3 +78,10 @@ def test_replay_of_a_corrupt_gzip(tmp_path):
     bad.write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
     result = run_cli("replay", "--broker", f"127.0.0.1:{free_port()}", str(bad))
     assert_one_line_error(result)
+
+
+@pytest.mark.parametrize("command", ["replay", "worker"])
+def test_bad_security_setting(monkeypatch, command):
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "TLS")
+    args = [str(SAMPLE)] if command == "replay" else ["--metrics-port", str(free_port())]
+    assert_one_line_error(run_cli(command, *args), "KAFKA_SECURITY_PROTOCOL")
