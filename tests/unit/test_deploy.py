@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -52,6 +53,16 @@ VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
 
 def substitute_defaults(value: str) -> str:
     return VARIABLE.sub(lambda m: m.group(2) or "", value)
+
+
+def test_compose_file_follows_the_compose_specification():
+    schema = json.loads((DEPLOY / "schema" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(COMPOSE), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    # The validator is not vacuous: a typo in a service key fails it.
+    broken = {**COMPOSE, "services": {**SERVICES, "worker": {**SERVICES["worker"], "comand": []}}}
+    assert not validator.is_valid(broken)
 
 
 def test_compose_has_the_documented_services():
