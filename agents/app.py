@@ -83,7 +83,9 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
 
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(app, ingest, counters, probe))
-    registry.register(HashtagCollector(app, ingest, counters))
+    registry.register(
+        HashtagCollector(app, ingest, counters, settings.max_hashtags, settings.always_export)
+    )
     ProcessCollector(registry=registry)
 
     @app.page("/metrics")

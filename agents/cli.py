@@ -13,10 +13,12 @@ import click
 from pipeline import security
 from pipeline.broker import port_is_free
 from pipeline.cli import USER_ERRORS, cli, fail, run
+from pipeline.hashtags import normalise
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.producer import ensure_topics
 from pipeline.settings import (
     DEFAULT_APP_ID,
+    DEFAULT_MAX_HASHTAGS,
     DEFAULT_METRICS_PORT,
     DEFAULT_PARTITIONS,
     DELTAS,
@@ -25,6 +27,7 @@ from pipeline.settings import (
     WorkerSettings,
     parse_broker,
 )
+from pipeline.virality.topk import MOVEMENT
 
 # CPython's default is (700, 10, 10); the third value is how many generation-1 collections
 # make a full one. See the comment where it is applied.
@@ -78,6 +81,20 @@ GC_THRESHOLDS = (700, 10, 10_000)
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option(
+    "--max-hashtags",
+    "max_exported",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_HASHTAGS,
+    show_default=True,
+    help="Hashtags with series in /metrics: the top N by 15m rate (0: every hashtag).",
+)
+@click.option(
+    "--always-export",
+    default=",".join(MOVEMENT),
+    show_default=True,
+    help="Comma-separated hashtags exported whatever their rank (normalised like any tag).",
+)
+@click.option(
     "--max-event-bytes",
     type=click.IntRange(256, 16 << 20),
     default=DEFAULT_LIMITS.max_event_bytes,
@@ -85,7 +102,8 @@ GC_THRESHOLDS = (700, 10, 10_000)
     help="Longer event lines are rejected (too_large) without being decoded.",
 )
 @click.option(
-    "--max-hashtags",
+    "--max-tags-per-post",
+    "max_hashtags",
     type=click.IntRange(1, 100_000),
     default=DEFAULT_LIMITS.max_hashtags,
     show_default=True,
@@ -117,6 +135,8 @@ def worker(
     max_hashtags: int,
     max_hashtag_chars: int,
     max_future_seconds: float,
+    max_exported: int,
+    always_export: str,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -150,6 +170,10 @@ def worker(
         metrics_port=metrics_port,
         data_dir=data_dir,
         limits=Limits(max_event_bytes, max_hashtags, max_hashtag_chars, max_future_seconds),
+        max_hashtags=max_exported,
+        always_export=tuple(
+            dict.fromkeys(t for t in map(normalise, always_export.split(",")) if t)
+        ),
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))

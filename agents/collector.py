@@ -9,13 +9,14 @@ stream steps, never halfway through one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
+from pipeline.virality import topk
 from pipeline.virality.rates import window_rates
 
 if TYPE_CHECKING:
@@ -80,6 +81,13 @@ def _hashtag_families() -> dict[str, Metric]:
             "hashtag_region_first_seen_timestamp_seconds",
             "Event time of the hashtag's first post in the region.",
             labels=["hashtag", "region"],
+        ),
+        "tracked": GaugeMetricFamily(
+            "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
+        ),
+        "exported": GaugeMetricFamily(
+            "spread_hashtags_exported",
+            "Hashtags with series here: the top --max-hashtags by 15m rate + --always-export.",
         ),
     }
 
@@ -148,7 +156,21 @@ class PipelineCollector(_Collector):
 
 
 class HashtagCollector(_Collector):
-    """``hashtag_*``: one walk over the totals of the owned partitions per scrape."""
+    """``hashtag_*``: one walk over the totals of the owned partitions per scrape; series for
+    the top ``max_hashtags`` by current rate plus the always-export list
+    (:mod:`pipeline.virality.topk`)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        ingest: Ingest,
+        counters: Counters,
+        max_hashtags: int,
+        always_export: Collection[str],
+    ) -> None:
+        super().__init__(app, ingest, counters)
+        self.max_hashtags = max_hashtags
+        self.always_export = frozenset(always_export)
 
     def describe(self) -> list[Metric]:
         return list(_hashtag_families().values())
@@ -161,16 +183,27 @@ class HashtagCollector(_Collector):
         total, region_total, rate = fam["total"], fam["region_total"], fam["rate"]
         reached, first_seen = fam["reached"], fam["first_seen"]
         keys = counters.recent_keys(watermark) if watermark is not None else None
+        tracked: dict[str, tuple[dict, dict[str, float]]] = {}
         for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
                 continue
+            rates = window_rates(counters.recent_counts(tag, keys)) if keys is not None else {}
+            tracked[tag] = (value, rates)
+        exported = topk.select(
+            ((t, r.get(topk.RANK_WINDOW, 0.0), v["n"]) for t, (v, r) in tracked.items()),
+            self.max_hashtags,
+            self.always_export,
+        )
+        for tag in sorted(exported):
+            value, rates = tracked[tag]
             total.add_metric([tag], value["n"])
             for region, n in value["r"].items():
                 region_total.add_metric([tag, region], n)
             reached.add_metric([tag], len(value["r"]))
             for region, ts in value["f"].items():
                 first_seen.add_metric([tag, region], ts)
-            if keys is not None:
-                for label, per_minute in window_rates(counters.recent_counts(tag, keys)).items():
-                    rate.add_metric([tag, label], per_minute)
+            for label, per_minute in rates.items():
+                rate.add_metric([tag, label], per_minute)
+        fam["tracked"].add_metric([], len(tracked))
+        fam["exported"].add_metric([], len(exported))
         yield from fam.values()

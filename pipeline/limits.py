@@ -8,8 +8,8 @@ invalid event.
                         decoded; its dead letter keeps the first ``max_event_bytes`` bytes
                         (header ``truncated`` = the original size), so a 10 MB line cannot
                         exceed the broker's record size.
-``max_hashtags``        entries in ``hashtags`` (``too_many_hashtags``); platforms allow a few
-                        dozen, 100 is generous.
+``max_hashtags``        entries in ``hashtags`` (``too_many_hashtags``; option
+                        ``--max-tags-per-post``); platforms allow a few dozen, 100 is generous.
 ``max_hashtag_chars``   characters of a hashtag after normalisation (``hashtag_too_long``):
                         NFKC can expand a character to 18, so this is checked after it.
 ``max_future_seconds``  ``ts`` later than the worker's clock plus this (``ts_out_of_range``);

@@ -15,6 +15,7 @@ DEFAULT_BROKER = "localhost:9092"
 DEFAULT_PARTITIONS = 8
 DEFAULT_APP_ID = "hashtag-spread"
 DEFAULT_METRICS_PORT = 8000
+DEFAULT_MAX_HASHTAGS = 200  # series cap per worker (DESIGN "Metric contract")
 
 
 class SettingsError(ValueError):
@@ -52,3 +53,5 @@ class WorkerSettings:
     metrics_port: int = DEFAULT_METRICS_PORT
     data_dir: str = ".spread-data"
     limits: Limits = DEFAULT_LIMITS
+    max_hashtags: int = DEFAULT_MAX_HASHTAGS
+    always_export: tuple[str, ...] = ()

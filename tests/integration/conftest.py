@@ -60,6 +60,7 @@ class Worker:
     app_id: str = "it"
     partitions: int = 8
     metrics_port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     starts: int = 0
 
@@ -86,6 +87,7 @@ class Worker:
                 str(self.workdir / f"faust-{self.metrics_port}"),
                 "--loglevel",
                 "info",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -201,3 +201,30 @@ def test_rejected_events_are_dead_lettered_with_reason(broker, make_worker, edge
 
     dead = asyncio.run(read_dead_letters(len(truth.bad_lines)))
     assert sorted(dead) == sorted(truth.bad_lines)
+
+
+def test_series_are_capped_to_the_top_hashtags_plus_always_export(broker, make_worker):
+    truth = compute([SAMPLE])
+    worker = make_worker(extra_args=("--max-hashtags", "3", "--always-export", "#Brexit,nope"))
+    worker.start()
+    replay(broker, str(SAMPLE))
+
+    def counted():
+        m = worker.scrape()
+        read = sum(by_label(m, "spread_events_total", "outcome").values())
+        done = read == truth.accepted + sum(truth.rejected.values())
+        return (
+            m
+            if done and single(m, "spread_hashtag_posts_sum") == sum(truth.posts.values())
+            else None
+        )
+
+    m = wait_for(counted, 60, "the worker to count the replay")
+    rank = sorted(truth.posts, key=lambda t: (-truth.per_minute(t, 15), -truth.posts[t], t))
+    exported = by_label(m, "hashtag_posts_total", "hashtag")
+    assert set(exported) == {*rank[:3], "brexit"}
+    assert exported == {t: truth.posts[t] for t in exported}  # exact, just fewer
+    assert single(m, "spread_hashtags_tracked") == len(truth.posts)
+    assert single(m, "spread_hashtags_exported") == 4
+    regions = {tag for tag, _ in by_label(m, "hashtag_region_posts_total", "hashtag", "region")}
+    assert regions == set(exported)
