@@ -114,14 +114,33 @@ def broker(host: str, port: int) -> None:
     show_default=True,
     help="Partitions of 'posts' if it has to be created.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "native", "twitter-v2"]),
+    default="auto",
+    show_default=True,
+    help="File format; auto looks at each file's first line.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop at the first source line that holds no event (other formats than native).",
+)
 def replay(
     files: Sequence[str],
     broker_addr: str | None,
     speed: float | None,
     envelope: int,
     partitions: int,
+    fmt: str,
+    strict: bool,
 ) -> None:
-    """Send native JSONL event FILES (plain or .gz) to topic 'posts', paced in event time."""
+    """Send event FILES (plain or .gz) to topic 'posts', paced in event time.
+
+    Native JSONL lines are sent as they are (the worker judges them); twarc2 (Twitter API v2)
+    files are converted to events first.
+    """
     import logging
 
     from pipeline.progress import Reporter
@@ -141,6 +160,8 @@ def replay(
                     envelope=envelope,
                     partitions=partitions,
                     on_progress=reporter.update,
+                    fmt=fmt,
+                    strict=strict,
                 )
             )
     except USER_ERRORS as exc:
@@ -152,6 +173,14 @@ def replay(
         f"in {stats.elapsed:.1f} s ({stats.rate:,.0f} events/s)",
         err=True,
     )
+    if stats.skipped:
+        click.echo(f"skipped {stats.skipped:,} source lines that hold no event:", err=True)
+        for problem in stats.problems[:5]:
+            click.echo(f"  {problem}", err=True)
+        if stats.skipped > 5:
+            click.echo(
+                f"  ... and {stats.skipped - 5:,} more (--strict stops at the first)", err=True
+            )
 
 
 @cli.command()

@@ -14,13 +14,14 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
-from pipeline.formats.native import iter_lines, open_binary
+from pipeline.formats import twitter_v2
+from pipeline.formats.native import FormatError, iter_lines, open_binary
 from pipeline.limits import DEFAULT_LIMITS
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.settings import DEFAULT_PARTITIONS, POSTS
@@ -44,6 +45,8 @@ class ReplayStats:
     last_ts: float | None = None
     started: float = 0.0
     finished: float = 0.0
+    skipped: int = 0  # source lines that held no event (non-native formats)
+    problems: list[str] = field(default_factory=list)  # the first few, as "FILE:LINE: why"
 
     @property
     def elapsed(self) -> float:
@@ -108,14 +111,46 @@ def envelopes(
         yield Envelope(batch, newest)
 
 
-def _file_lines(paths: Sequence[str | Path], stats: ReplayStats) -> Iterator[bytes]:
+FORMATS = ("auto", "native", "twitter-v2")
+MAX_PROBLEMS_KEPT = 20
+
+
+def detect(line: bytes) -> str:
+    """The format of a file from its first non-blank line."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "native"  # judged line by line by the worker, as any native line
+    return "twitter-v2" if twitter_v2.looks_like(obj) else "native"
+
+
+def _file_lines(
+    paths: Sequence[str | Path], stats: ReplayStats, fmt: str = "native", strict: bool = False
+) -> Iterator[bytes]:
+    """Native event lines from every file: native lines as they are (the worker judges them);
+    other formats converted, a line that holds no event reported and skipped (or fatal with
+    ``strict``)."""
     for path in paths:
         stream, raw = open_binary(path)
         with raw, stream:
             base = stats.bytes_read
-            for line in iter_lines(stream, path):
+            file_fmt = fmt
+            for lineno, line in enumerate(iter_lines(stream, path), 1):
                 stats.bytes_read = base + raw.tell()
-                yield line
+                if file_fmt == "auto":
+                    file_fmt = detect(line)
+                if file_fmt == "native":
+                    yield line
+                    continue
+                try:
+                    yield from twitter_v2.convert(line)
+                except twitter_v2.ConvertError as exc:
+                    problem = f"{path}:{lineno}: {exc}"
+                    if strict:
+                        raise FormatError(f"{problem} (--strict)") from None
+                    stats.skipped += 1
+                    if len(stats.problems) < MAX_PROBLEMS_KEPT:
+                        stats.problems.append(problem)
             stats.bytes_read = base + os.fstat(raw.fileno()).st_size
 
 
@@ -127,6 +162,8 @@ async def replay(
     partitions: int = DEFAULT_PARTITIONS,
     topic: str = POSTS,
     on_progress: Callable[[ReplayStats], None] | None = None,
+    fmt: str = "native",
+    strict: bool = False,
 ) -> ReplayStats:
     """Send every line of ``paths`` to ``topic``; return once the broker acknowledged all."""
     for p in paths:  # fail on an unreadable file before touching the broker
@@ -139,7 +176,8 @@ async def replay(
     stats.started = time.monotonic()
     last_report = 0.0
     try:
-        for i, env in enumerate(envelopes(_file_lines(paths, stats), envelope, speed)):
+        lines = _file_lines(paths, stats, fmt, strict)
+        for i, env in enumerate(envelopes(lines, envelope, speed)):
             if env.ts is not None:
                 if stats.first_ts is None:
                     stats.first_ts = env.ts

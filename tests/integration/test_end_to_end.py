@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import urllib.error
 import urllib.request
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from tests.groundtruth import Truth, compute
+from tests.groundtruth import Truth, compute, norm_tag
 from tests.integration.conftest import SAMPLE, Metrics, parse_metrics, replay, wait_for
 
 pytestmark = pytest.mark.integration
@@ -228,3 +231,40 @@ def test_series_are_capped_to_the_top_hashtags_plus_always_export(broker, make_w
     assert single(m, "spread_hashtags_exported") == 4
     regions = {tag for tag, _ in by_label(m, "hashtag_region_posts_total", "hashtag", "region")}
     assert regions == set(exported)
+
+
+def test_replay_of_twarc2_files_counts_every_tweet(broker, make_worker):
+    """Real Twitter API v2 files (gzip, auto-detected), one with a broken last line."""
+    data = Path(__file__).resolve().parents[1] / "data" / "twitter-v2"
+    files = [data / f"{n}.jsonl.gz" for n in ("twarc-csv_brexit", "twarc-hashtags_tweets1")]
+    files.append(data / "twarc-csv_streaming_output_with_error.jsonl.gz")
+    tweets = []
+    for path in files:
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            try:
+                page = json.loads(line)
+            except ValueError:
+                continue  # the broken fragment: replay skips and reports it
+            tweets.extend(page["data"] if isinstance(page["data"], list) else [page["data"]])
+    posts = Counter(
+        tag
+        for t in tweets
+        for tag in {norm_tag(h["tag"]) for h in t.get("entities", {}).get("hashtags", [])}
+    )
+    worker = make_worker(extra_args=("--max-hashtags", "0")).start()
+    result = replay(broker, *map(str, files))
+    err = result.stderr.decode()
+    assert "skipped 1 source lines" in err and "with_error.jsonl.gz:8: not JSON" in err
+
+    def counted():
+        m = worker.scrape()
+        read = sum(by_label(m, "spread_events_total", "outcome").values())
+        return (
+            m
+            if read == len(tweets) and single(m, "spread_hashtag_posts_sum") == sum(posts.values())
+            else None
+        )
+
+    m = wait_for(counted, 60, "the worker to count the tweets")
+    assert by_label(m, "hashtag_posts_total", "hashtag") == dict(posts)
+    assert by_label(m, "spread_events_total", "outcome")["rejected"] == 0
