@@ -19,6 +19,7 @@ import click
 
 from pipeline import __version__, security
 from pipeline.broker import BrokerError, EmbeddedBroker
+from pipeline.formats import FORMATS
 from pipeline.formats.native import FormatError
 from pipeline.producer import BrokerUnavailable
 from pipeline.settings import DEFAULT_PARTITIONS, SettingsError, parse_broker
@@ -117,7 +118,7 @@ def broker(host: str, port: int) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "native", "twitter-v2"]),
+    type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
     help="File format; auto looks at each file's first line.",
@@ -138,8 +139,8 @@ def replay(
 ) -> None:
     """Send event FILES (plain or .gz) to topic 'posts', paced in event time.
 
-    Native JSONL lines are sent as they are (the worker judges them); twarc2 (Twitter API v2)
-    files are converted to events first.
+    Native JSONL lines are sent as they are (the worker judges them); twarc2 (Twitter API v2),
+    Twitter v1.1, Mastodon and Bluesky Jetstream files are converted to events first.
     """
     import logging
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import orjson
 
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
-from pipeline.formats import twitter_v2
+from pipeline.formats import CONVERTERS
+from pipeline.formats.convert import ConvertError
 from pipeline.formats.native import FormatError, iter_lines, open_binary
 from pipeline.limits import DEFAULT_LIMITS
 from pipeline.producer import ensure_topics, start_producer
@@ -111,7 +112,6 @@ def envelopes(
         yield Envelope(batch, newest)
 
 
-FORMATS = ("auto", "native", "twitter-v2")
 MAX_PROBLEMS_KEPT = 20
 
 
@@ -121,7 +121,10 @@ def detect(line: bytes) -> str:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return "native"  # judged line by line by the worker, as any native line
-    return "twitter-v2" if twitter_v2.looks_like(obj) else "native"
+    for name, module in CONVERTERS.items():
+        if module.looks_like(obj):
+            return name
+    return "native"
 
 
 def _file_lines(
@@ -143,8 +146,8 @@ def _file_lines(
                     yield line
                     continue
                 try:
-                    yield from twitter_v2.convert(line)
-                except twitter_v2.ConvertError as exc:
+                    yield from CONVERTERS[file_fmt].convert(line)
+                except ConvertError as exc:
                     problem = f"{path}:{lineno}: {exc}"
                     if strict:
                         raise FormatError(f"{problem} (--strict)") from None

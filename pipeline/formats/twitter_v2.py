@@ -19,18 +19,16 @@ A line that is not JSON, or holds no tweet (a counts response, an error object),
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import orjson
 
+from pipeline.formats.convert import ConvertError, iso_epoch, load_object
 from pipeline.geocode import country_of
 
+__all__ = ["ConvertError", "convert", "looks_like"]
+
 KINDS = {"retweeted": "repost", "quoted": "repost", "replied_to": "reply"}
-
-
-class ConvertError(ValueError):
-    """A source line that yields no event; the message says why."""
 
 
 def looks_like(obj: Any) -> bool:
@@ -41,10 +39,6 @@ def looks_like(obj: Any) -> bool:
     if isinstance(data, list | dict) and ("includes" in obj or "__twarc" in obj):
         return True
     return "id" in obj and "created_at" in obj and ("text" in obj or "author_id" in obj)
-
-
-def _epoch(created_at: str) -> float:
-    return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
 
 
 def _tweets(obj: dict) -> Iterator[tuple[dict, dict[str, dict], dict[str, dict]]]:
@@ -84,7 +78,7 @@ def to_event(tweet: dict, users: dict[str, dict], places: dict[str, dict]) -> di
             break
     return {
         "id": str(tweet["id"]),
-        "ts": _epoch(tweet["created_at"]),
+        "ts": iso_epoch(tweet["created_at"]),
         "platform": "twitter",
         "kind": kind,
         "user": tweet.get("author_id"),
@@ -97,12 +91,7 @@ def to_event(tweet: dict, users: dict[str, dict], places: dict[str, dict]) -> di
 
 def convert(line: bytes) -> list[bytes]:
     """The native event lines of one twarc2 line."""
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise ConvertError(f"not JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise ConvertError("not a JSON object")
+    obj = load_object(line)
     out = []
     for tweet, users, places in _tweets(obj):
         if not isinstance(tweet, dict) or "created_at" not in tweet or "id" not in tweet:
