@@ -86,7 +86,7 @@ def broker(host: str, port: int) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--broker",
     "broker_addr",
@@ -137,7 +137,9 @@ def replay(
     fmt: str,
     strict: bool,
 ) -> None:
-    """Send event FILES (plain or .gz) to topic 'posts', paced in event time.
+    """Send event FILES to topic 'posts', paced in event time ('-' reads standard input).
+
+    Files may be plain or compressed (gzip, bzip2, xz, zstd: recognised by content).
 
     Native JSONL lines are sent as they are (the worker judges them); twarc2 (Twitter API v2),
     Twitter v1.1, Mastodon and Bluesky Jetstream files are converted to events first.

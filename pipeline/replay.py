@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +21,7 @@ import orjson
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.formats import CONVERTERS
 from pipeline.formats.convert import ConvertError
-from pipeline.formats.native import FormatError, iter_lines, open_binary
+from pipeline.formats.native import STDIN, FormatError, iter_lines, open_binary, position, size
 from pipeline.limits import DEFAULT_LIMITS
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.settings import DEFAULT_PARTITIONS, POSTS
@@ -139,7 +138,7 @@ def _file_lines(
             base = stats.bytes_read
             file_fmt = fmt
             for lineno, line in enumerate(iter_lines(stream, path), 1):
-                stats.bytes_read = base + raw.tell()
+                stats.bytes_read = base + position(raw)
                 if file_fmt == "auto":
                     file_fmt = detect(line)
                 if file_fmt == "native":
@@ -154,7 +153,7 @@ def _file_lines(
                     stats.skipped += 1
                     if len(stats.problems) < MAX_PROBLEMS_KEPT:
                         stats.problems.append(problem)
-            stats.bytes_read = base + os.fstat(raw.fileno()).st_size
+            stats.bytes_read = base + size(path)
 
 
 async def replay(
@@ -170,8 +169,9 @@ async def replay(
 ) -> ReplayStats:
     """Send every line of ``paths`` to ``topic``; return once the broker acknowledged all."""
     for p in paths:  # fail on an unreadable file before touching the broker
-        open_binary(p)[1].close()
-    stats = ReplayStats(bytes_total=sum(os.path.getsize(p) for p in paths))
+        if str(p) != STDIN:
+            open_binary(p)[1].close()
+    stats = ReplayStats(bytes_total=sum(size(p) for p in paths))
     counts = await ensure_topics(bootstrap, {topic: partitions})
     n_parts = counts[topic]
     producer = await start_producer(bootstrap)
