@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import click
 
@@ -21,10 +22,28 @@ from pipeline import __version__, security
 from pipeline.broker import BrokerError, EmbeddedBroker
 from pipeline.formats import FORMATS
 from pipeline.formats.native import FormatError
+from pipeline.ordering import DEFAULT_BUFFER
 from pipeline.producer import BrokerUnavailable
 from pipeline.settings import DEFAULT_PARTITIONS, SettingsError, parse_broker
 
 USER_ERRORS = (BrokerError, BrokerUnavailable, FormatError, SettingsError)
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 time (UTC unless it says otherwise), as epoch seconds."""
+
+    name = "ISO-TIME"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if value is None or isinstance(value, float):
+            return value
+        try:
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO time like 2017-10-15T20:00Z", param, ctx)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp()
 
 
 class Speed(click.ParamType):
@@ -128,6 +147,32 @@ def broker(host: str, port: int) -> None:
     is_flag=True,
     help="Stop at the first source line that holds no event (other formats than native).",
 )
+@click.option(
+    "--sort",
+    is_flag=True,
+    help="Sort each file by event time in memory (for files more disordered than the buffer).",
+)
+@click.option(
+    "--reorder-buffer",
+    type=click.IntRange(1),
+    default=DEFAULT_BUFFER,
+    show_default=True,
+    help="Events held per file to repair disorder; older events past it are sent as they come.",
+)
+@click.option("--from", "since", type=IsoTime(), help="Only events at or after this ISO time.")
+@click.option("--to", "until", type=IsoTime(), help="Only events before this ISO time.")
+@click.option(
+    "--hashtag",
+    "tags",
+    multiple=True,
+    help="Only events carrying this hashtag (repeatable; normalised like any tag).",
+)
+@click.option("--limit", type=click.IntRange(1), help="Stop after N events.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read, convert, filter and judge the events; print a summary; send nothing.",
+)
 def replay(
     files: Sequence[str],
     broker_addr: str | None,
@@ -136,6 +181,13 @@ def replay(
     partitions: int,
     fmt: str,
     strict: bool,
+    sort: bool,
+    reorder_buffer: int,
+    since: float | None,
+    until: float | None,
+    tags: tuple[str, ...],
+    limit: int | None,
+    dry_run: bool,
 ) -> None:
     """Send event FILES to topic 'posts', paced in event time ('-' reads standard input).
 
@@ -146,9 +198,32 @@ def replay(
     """
     import logging
 
+    from pipeline.hashtags import distinct
     from pipeline.progress import Reporter
+    from pipeline.replay import Selection
     from pipeline.replay import replay as run_replay
 
+    selection = Selection(
+        fmt=fmt,
+        strict=strict,
+        sort=sort,
+        buffer=reorder_buffer,
+        since=since,
+        until=until,
+        hashtags=frozenset(distinct(tags)),
+        limit=limit,
+    )
+    if dry_run:
+        from pipeline.dryrun import dry_run as run_dry
+        from pipeline.dryrun import report
+
+        try:
+            result = run_dry(files, selection)
+        except USER_ERRORS as exc:
+            fail(str(exc))
+        for line in report(result):
+            click.echo(line)
+        return
     # aiokafka logs every failed connection attempt; the one-line error below says it all.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
@@ -163,8 +238,7 @@ def replay(
                     envelope=envelope,
                     partitions=partitions,
                     on_progress=reporter.update,
-                    fmt=fmt,
-                    strict=strict,
+                    selection=selection,
                 )
             )
     except USER_ERRORS as exc:
@@ -176,6 +250,15 @@ def replay(
         f"in {stats.elapsed:.1f} s ({stats.rate:,.0f} events/s)",
         err=True,
     )
+    if stats.filtered:
+        click.echo(f"left out {stats.filtered:,} events by --from/--to/--hashtag", err=True)
+    if stats.out_of_order:
+        click.echo(
+            f"warning: {stats.out_of_order:,} events were older than events already sent, past "
+            f"the reorder buffer ({reorder_buffer:,}); they were sent as they came (totals are "
+            "exact either way). --sort orders whole files.",
+            err=True,
+        )
     if stats.skipped:
         click.echo(f"skipped {stats.skipped:,} source lines that hold no event:", err=True)
         for problem in stats.problems[:5]:

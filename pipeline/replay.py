@@ -12,17 +12,19 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from pipeline import hashtags
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.formats import CONVERTERS
 from pipeline.formats.convert import ConvertError
 from pipeline.formats.native import STDIN, FormatError, iter_lines, open_binary, position, size
 from pipeline.limits import DEFAULT_LIMITS
+from pipeline.ordering import DEFAULT_BUFFER, OrderStats, Timed, merge, reorder, sort_all
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.settings import DEFAULT_PARTITIONS, POSTS
 
@@ -46,7 +48,10 @@ class ReplayStats:
     started: float = 0.0
     finished: float = 0.0
     skipped: int = 0  # source lines that held no event (non-native formats)
+    out_of_order: int = 0  # events older than one already sent, past the reorder buffer
+    filtered: int = 0  # events left out by --from/--to/--hashtag
     problems: list[str] = field(default_factory=list)  # the first few, as "FILE:LINE: why"
+    read_by_file: dict[str, int] = field(default_factory=dict)
 
     @property
     def elapsed(self) -> float:
@@ -88,13 +93,19 @@ def envelopes(
     lines: Iterator[bytes], size: int, speed: float | None, max_bytes: int = ENVELOPE_MAX_BYTES
 ) -> Iterator[Envelope]:
     """Cut lines into envelopes by count, bytes and (when paced) event-time span."""
+    return timed_envelopes(((event_time(line), line) for line in lines), size, speed, max_bytes)
+
+
+def timed_envelopes(
+    items: Iterable[Timed], size: int, speed: float | None, max_bytes: int = ENVELOPE_MAX_BYTES
+) -> Iterator[Envelope]:
+    """:func:`envelopes` of lines whose event time is already known."""
     batch: list[bytes] = []
     nbytes = 0
     newest: float | None = None
     oldest: float | None = None
     span = PACED_ENVELOPE_WALL_SECONDS * speed if speed else None
-    for line in lines:
-        ts = event_time(line)
+    for ts, line in items:
         if batch and (
             len(batch) >= size
             or nbytes + len(line) + 1 > max_bytes
@@ -109,6 +120,20 @@ def envelopes(
             oldest = ts if oldest is None or ts < oldest else oldest
     if batch:
         yield Envelope(batch, newest)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What to replay and in which order (``spread replay`` options)."""
+
+    fmt: str = "native"
+    strict: bool = False
+    sort: bool = False
+    buffer: int = DEFAULT_BUFFER
+    since: float | None = None  # --from, epoch seconds, inclusive
+    until: float | None = None  # --to, exclusive
+    hashtags: frozenset[str] = frozenset()  # normalised
+    limit: int | None = None
 
 
 MAX_PROBLEMS_KEPT = 20
@@ -135,10 +160,11 @@ def _file_lines(
     for path in paths:
         stream, raw = open_binary(path)
         with raw, stream:
-            base = stats.bytes_read
             file_fmt = fmt
             for lineno, line in enumerate(iter_lines(stream, path), 1):
-                stats.bytes_read = base + position(raw)
+                if lineno & 255 == 1:  # files are read side by side when merged
+                    stats.read_by_file[str(path)] = position(raw)
+                    stats.bytes_read = sum(stats.read_by_file.values())
                 if file_fmt == "auto":
                     file_fmt = detect(line)
                 if file_fmt == "native":
@@ -153,7 +179,49 @@ def _file_lines(
                     stats.skipped += 1
                     if len(stats.problems) < MAX_PROBLEMS_KEPT:
                         stats.problems.append(problem)
-            stats.bytes_read = base + size(path)
+            stats.read_by_file[str(path)] = size(path)
+            stats.bytes_read = sum(stats.read_by_file.values())
+
+
+def selected(paths: Sequence[str | Path], stats: ReplayStats, sel: Selection) -> Iterator[Timed]:
+    """The events to send, in event-time order, as ``(ts, line)``: every file converted,
+    reordered (or sorted), merged, filtered and limited."""
+    order = OrderStats()
+    streams = []
+    for path in paths:
+        timed = (
+            (event_time(line), line) for line in _file_lines([path], stats, sel.fmt, sel.strict)
+        )
+        streams.append(sort_all(timed) if sel.sort else reorder(timed, sel.buffer, order))
+    sent = 0
+    for ts, line in merge(streams):
+        stats.out_of_order = order.out_of_order
+        if sel.since is not None or sel.until is not None:
+            if ts is None or (sel.since is not None and ts < sel.since):
+                stats.filtered += 1
+                continue
+            if sel.until is not None and ts >= sel.until:
+                stats.filtered += 1
+                continue
+        if sel.hashtags and not sel.hashtags & _tags_of(line):
+            stats.filtered += 1
+            continue
+        if sel.limit is not None and sent >= sel.limit:
+            return
+        sent += 1
+        yield ts, line
+    stats.out_of_order = order.out_of_order
+
+
+def _tags_of(line: bytes) -> set[str]:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return set()
+    tags = obj.get("hashtags") if isinstance(obj, dict) else None
+    if not isinstance(tags, list):
+        return set()
+    return set(hashtags.distinct(t for t in tags if isinstance(t, str)))
 
 
 async def replay(
@@ -166,6 +234,7 @@ async def replay(
     on_progress: Callable[[ReplayStats], None] | None = None,
     fmt: str = "native",
     strict: bool = False,
+    selection: Selection | None = None,
 ) -> ReplayStats:
     """Send every line of ``paths`` to ``topic``; return once the broker acknowledged all."""
     for p in paths:  # fail on an unreadable file before touching the broker
@@ -179,8 +248,9 @@ async def replay(
     stats.started = time.monotonic()
     last_report = 0.0
     try:
-        lines = _file_lines(paths, stats, fmt, strict)
-        for i, env in enumerate(envelopes(lines, envelope, speed)):
+        sel = selection or Selection(fmt=fmt, strict=strict)
+        items = selected(paths, stats, sel)
+        for i, env in enumerate(timed_envelopes(items, envelope, speed)):
             if env.ts is not None:
                 if stats.first_ts is None:
                     stats.first_ts = env.ts
