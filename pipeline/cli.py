@@ -169,6 +169,12 @@ def broker(host: str, port: int) -> None:
 )
 @click.option("--limit", type=click.IntRange(1), help="Stop after N events.")
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted replay of the same files and options after its last "
+    "acknowledged event.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Read, convert, filter and judge the events; print a summary; send nothing.",
@@ -187,6 +193,7 @@ def replay(
     until: float | None,
     tags: tuple[str, ...],
     limit: int | None,
+    resume: bool,
     dry_run: bool,
 ) -> None:
     """Send event FILES to topic 'posts', paced in event time ('-' reads standard input).
@@ -198,9 +205,10 @@ def replay(
     """
     import logging
 
+    from pipeline.checkpoint import Checkpoint, options_of
     from pipeline.hashtags import distinct
     from pipeline.progress import Reporter
-    from pipeline.replay import Selection
+    from pipeline.replay import ReplayInterrupted, Selection
     from pipeline.replay import replay as run_replay
 
     selection = Selection(
@@ -229,6 +237,9 @@ def replay(
     try:
         bootstrap = parse_broker(broker_addr)
         security.from_environment()  # a bad KAFKA_* setting is one line, before anything starts
+        checkpoint = None
+        if resume or "-" not in files:
+            checkpoint = Checkpoint.for_replay(files, options_of(selection))
         with Reporter("replay") as reporter:
             stats = asyncio.run(
                 run_replay(
@@ -239,12 +250,23 @@ def replay(
                     partitions=partitions,
                     on_progress=reporter.update,
                     selection=selection,
+                    checkpoint=checkpoint,
+                    resume=resume,
+                    interruptible=True,
                 )
             )
     except USER_ERRORS as exc:
         fail(str(exc))
+    except ReplayInterrupted as stopped:
+        fail(
+            f"interrupted after {stopped.acked:,} acknowledged events: the same command with "
+            "--resume continues from there",
+            130,
+        )
     except KeyboardInterrupt:
         fail("interrupted: events already acknowledged stay in 'posts'", 130)
+    if stats.resumed_from:
+        click.echo(f"resumed after {stats.resumed_from:,} events sent before", err=True)
     click.echo(
         f"replayed {stats.events:,} events in {stats.records:,} records "
         f"in {stats.elapsed:.1f} s ({stats.rate:,.0f} events/s)",

@@ -9,7 +9,10 @@ wall second (``None`` = as fast as the broker acknowledges). Records go to the p
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,6 +22,7 @@ from pathlib import Path
 import orjson
 
 from pipeline import hashtags
+from pipeline.checkpoint import Checkpoint
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.formats import CONVERTERS
 from pipeline.formats.convert import ConvertError
@@ -50,6 +54,7 @@ class ReplayStats:
     skipped: int = 0  # source lines that held no event (non-native formats)
     out_of_order: int = 0  # events older than one already sent, past the reorder buffer
     filtered: int = 0  # events left out by --from/--to/--hashtag
+    resumed_from: int = 0  # events skipped as acknowledged by an interrupted replay
     problems: list[str] = field(default_factory=list)  # the first few, as "FILE:LINE: why"
     read_by_file: dict[str, int] = field(default_factory=dict)
 
@@ -235,8 +240,17 @@ async def replay(
     fmt: str = "native",
     strict: bool = False,
     selection: Selection | None = None,
+    checkpoint: Checkpoint | None = None,
+    resume: bool = False,
+    interruptible: bool = False,
 ) -> ReplayStats:
-    """Send every line of ``paths`` to ``topic``; return once the broker acknowledged all."""
+    """Send every line of ``paths`` to ``topic``; return once the broker acknowledged all.
+
+    ``checkpoint``: record the acknowledged position after every batch (and skip what it holds
+    when ``resume``). ``interruptible``: SIGINT/SIGTERM stop sending, wait for the records in
+    flight, save the checkpoint and raise :class:`ReplayInterrupted`, so that nothing
+    acknowledged is sent again on ``--resume`` and nothing unacknowledged is skipped.
+    """
     for p in paths:  # fail on an unreadable file before touching the broker
         if str(p) != STDIN:
             open_binary(p)[1].close()
@@ -247,10 +261,26 @@ async def replay(
     pending: list[asyncio.Future] = []
     stats.started = time.monotonic()
     last_report = 0.0
+    skip = checkpoint.load() if checkpoint is not None and resume else 0
+    stats.resumed_from = skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if interruptible:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def acknowledged() -> None:
+        await asyncio.gather(*pending)
+        pending.clear()
+        if checkpoint is not None:
+            checkpoint.save(skip + stats.events)
+
     try:
         sel = selection or Selection(fmt=fmt, strict=strict)
-        items = selected(paths, stats, sel)
+        items = itertools.islice(selected(paths, stats, sel), skip, None)
         for i, env in enumerate(timed_envelopes(items, envelope, speed)):
+            if stop.is_set():
+                break
             if env.ts is not None:
                 if stats.first_ts is None:
                     stats.first_ts = env.ts
@@ -259,7 +289,10 @@ async def replay(
                     due = stats.started + (env.ts - stats.first_ts) / speed
                     delay = due - time.monotonic()
                     if delay > 0:
-                        await asyncio.sleep(delay)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), delay)
+                        if stop.is_set():
+                            break
             ts_ms = int((env.ts if env.ts is not None else (stats.last_ts or time.time())) * 1000)
             fut = await producer.send(
                 topic,
@@ -272,20 +305,34 @@ async def replay(
             stats.events += len(env.lines)
             stats.records += 1
             if len(pending) >= IN_FLIGHT:
-                await asyncio.gather(*pending)
-                pending.clear()
+                await acknowledged()
             now = time.monotonic()
             if on_progress and now - last_report > 0.25:
                 last_report = now
                 on_progress(stats)
-        await asyncio.gather(*pending)
+        await acknowledged()
         await producer.flush()
     finally:
+        if interruptible:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         await producer.stop()
     stats.finished = time.monotonic()
+    if stop.is_set():
+        raise ReplayInterrupted(skip + stats.events)
+    if checkpoint is not None:
+        checkpoint.clear()
     if on_progress:
         on_progress(stats)
     return stats
+
+
+class ReplayInterrupted(Exception):
+    """Stopped by a signal after ``acked`` events were acknowledged (and checkpointed)."""
+
+    def __init__(self, acked: int) -> None:
+        super().__init__(acked)
+        self.acked = acked
 
 
 def is_terminal() -> bool:
