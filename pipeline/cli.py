@@ -24,7 +24,12 @@ from pipeline.formats import FORMATS
 from pipeline.formats.native import FormatError
 from pipeline.ordering import DEFAULT_BUFFER
 from pipeline.producer import BrokerUnavailable
-from pipeline.settings import DEFAULT_PARTITIONS, SettingsError, parse_broker
+from pipeline.settings import (
+    DEFAULT_MAX_HASHTAGS,
+    DEFAULT_PARTITIONS,
+    SettingsError,
+    parse_broker,
+)
 
 USER_ERRORS = (BrokerError, BrokerUnavailable, FormatError, SettingsError)
 
@@ -319,6 +324,82 @@ def demo(files: Sequence[str], speed: float | None, metrics_port: int, broker_po
     from pipeline.demo import run_demo
 
     sys.exit(run_demo(files, speed, metrics_port, broker_port))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the TSDB blocks (and the OpenMetrics file they came from).",
+)
+@click.option(
+    "--step",
+    type=click.IntRange(1),
+    default=60,
+    show_default=True,
+    help="Seconds between samples, in event time.",
+)
+@click.option(
+    "--max-hashtags",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_HASHTAGS,
+    show_default=True,
+    help="Hashtags with series: the top N by posts (0: all).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--from", "since", type=IsoTime(), help="Only events at or after this ISO time.")
+@click.option("--to", "until", type=IsoTime(), help="Only events before this ISO time.")
+def backfill(
+    files: Sequence[str],
+    out_dir: str,
+    step: int,
+    max_hashtags: int,
+    fmt: str,
+    since: float | None,
+    until: float | None,
+) -> None:
+    """Write FILES' history as Prometheus TSDB blocks, at the events' true dates.
+
+    Needs promtool (Debian's prometheus package, or Prometheus' release tarball). Copy the
+    blocks into Prometheus' data directory; its retention must reach back to the events'
+    dates (--storage.tsdb.retention.time), or it deletes them at once.
+    """
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from pipeline.backfill import collect, openmetrics
+    from pipeline.replay import ReplayStats, Selection, selected
+    from pipeline.virality.topk import MOVEMENT
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        fail("promtool not found: install Debian's prometheus package (or put promtool on PATH)")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        selection = Selection(fmt=fmt, since=since, until=until)
+        history = collect(selected(files, ReplayStats(), selection), step)
+        source = out / "backfill.om"
+        with open(source, "w") as f:
+            for line in openmetrics(history, max_hashtags, MOVEMENT):
+                f.write(line + "\n")
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    result = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(out)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["failed"]
+        fail(f"promtool: {last[0]}")
+    click.echo(f"blocks written to {out} (from {source}); copy them into Prometheus' data dir")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
