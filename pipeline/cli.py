@@ -148,6 +148,13 @@ def broker(host: str, port: int) -> None:
     help="File format; auto looks at each file's first line.",
 )
 @click.option(
+    "--map",
+    "mapping",
+    metavar="FIELD=COLUMN,...",
+    help="CSV/TSV: columns of the event fields (id, ts, hashtags, text, region, user, lang, "
+    "parent, kind, platform); common names are found without it.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Stop at the first source line that holds no event (other formats than native).",
@@ -191,6 +198,7 @@ def replay(
     envelope: int,
     partitions: int,
     fmt: str,
+    mapping: str | None,
     strict: bool,
     sort: bool,
     reorder_buffer: int,
@@ -206,17 +214,24 @@ def replay(
     Files may be plain or compressed (gzip, bzip2, xz, zstd: recognised by content).
 
     Native JSONL lines are sent as they are (the worker judges them); twarc2 (Twitter API v2),
-    Twitter v1.1, Mastodon and Bluesky Jetstream files are converted to events first.
+    Twitter v1.1, Mastodon, Bluesky Jetstream and CSV/TSV files are converted to events first.
     """
     import logging
 
     from pipeline.checkpoint import Checkpoint, options_of
+    from pipeline.formats.convert import ConvertError
+    from pipeline.formats.tabular import parse_mapping
     from pipeline.hashtags import distinct
     from pipeline.progress import Reporter
     from pipeline.replay import ReplayInterrupted, Selection
     from pipeline.replay import replay as run_replay
 
+    try:
+        columns = tuple(parse_mapping(mapping).items())
+    except ConvertError as exc:
+        fail(str(exc))
     selection = Selection(
+        mapping=columns,
         fmt=fmt,
         strict=strict,
         sort=sort,

@@ -15,16 +15,17 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from pipeline import hashtags
 from pipeline.checkpoint import Checkpoint
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
-from pipeline.formats import CONVERTERS
+from pipeline.formats import CONVERTERS, tabular
 from pipeline.formats.convert import ConvertError
 from pipeline.formats.native import STDIN, FormatError, iter_lines, open_binary, position, size
 from pipeline.limits import DEFAULT_LIMITS
@@ -139,6 +140,7 @@ class Selection:
     until: float | None = None  # --to, exclusive
     hashtags: frozenset[str] = frozenset()  # normalised
     limit: int | None = None
+    mapping: tuple[tuple[str, str], ...] = ()  # CSV: (field, column)
 
 
 MAX_PROBLEMS_KEPT = 20
@@ -149,29 +151,71 @@ def detect(line: bytes) -> str:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "native"  # judged line by line by the worker, as any native line
+        # A header naming a time column is a CSV/TSV dump; anything else is judged line by
+        # line by the worker, as any native line.
+        return "csv" if tabular.looks_like(line) else "native"
     for name, module in CONVERTERS.items():
         if module.looks_like(obj):
             return name
     return "native"
 
 
+def _csv_lines(
+    stream: Any,
+    raw: Any,
+    path: str | Path,
+    stats: ReplayStats,
+    strict: bool,
+    mapping: Mapping[str, str],
+) -> Iterator[bytes]:
+    try:
+        for lineno, result in tabular.rows(stream, Path(str(path)).name, mapping):
+            if lineno & 255 == 1:
+                stats.read_by_file[str(path)] = position(raw)
+                stats.bytes_read = sum(stats.read_by_file.values())
+            if isinstance(result, bytes):
+                yield result
+                continue
+            problem = f"{path}:{lineno}: {result}"
+            if strict:
+                raise FormatError(f"{problem} (--strict)")
+            stats.skipped += 1
+            if len(stats.problems) < MAX_PROBLEMS_KEPT:
+                stats.problems.append(problem)
+    except ConvertError as exc:  # the header: no time column, a --map naming no column
+        raise FormatError(f"{path}: {exc}") from None
+
+
 def _file_lines(
-    paths: Sequence[str | Path], stats: ReplayStats, fmt: str = "native", strict: bool = False
+    paths: Sequence[str | Path],
+    stats: ReplayStats,
+    fmt: str = "native",
+    strict: bool = False,
+    mapping: Mapping[str, str] | None = None,
 ) -> Iterator[bytes]:
     """Native event lines from every file: native lines as they are (the worker judges them);
     other formats converted, a line that holds no event reported and skipped (or fatal with
     ``strict``)."""
+    mapping = mapping or {}
     for path in paths:
         stream, raw = open_binary(path)
         with raw, stream:
             file_fmt = fmt
+            if fmt == "auto":
+                head = stream.peek(1 << 16).split(b"\n", 1)[0].rstrip(b"\r")  # type: ignore[attr-defined]
+                file_fmt = "csv" if detect(head) == "csv" else "auto"
+            if file_fmt == "csv":
+                yield from _csv_lines(stream, raw, path, stats, strict, mapping)
+                stats.read_by_file[str(path)] = size(path)
+                stats.bytes_read = sum(stats.read_by_file.values())
+                continue
             for lineno, line in enumerate(iter_lines(stream, path), 1):
                 if lineno & 255 == 1:  # files are read side by side when merged
                     stats.read_by_file[str(path)] = position(raw)
                     stats.bytes_read = sum(stats.read_by_file.values())
                 if file_fmt == "auto":
-                    file_fmt = detect(line)
+                    # A CSV header longer than the peek above: too late to read rows.
+                    file_fmt = detect(line).replace("csv", "native")
                 if file_fmt == "native":
                     yield line
                     continue
@@ -195,7 +239,8 @@ def selected(paths: Sequence[str | Path], stats: ReplayStats, sel: Selection) ->
     streams = []
     for path in paths:
         timed = (
-            (event_time(line), line) for line in _file_lines([path], stats, sel.fmt, sel.strict)
+            (event_time(line), line)
+            for line in _file_lines([path], stats, sel.fmt, sel.strict, dict(sel.mapping))
         )
         streams.append(sort_all(timed) if sel.sort else reorder(timed, sel.buffer, order))
     sent = 0

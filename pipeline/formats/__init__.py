@@ -19,4 +19,4 @@ CONVERTERS: dict[str, ModuleType] = {
     "mastodon": mastodon,
     "bluesky": bluesky,
 }
-FORMATS = ("auto", "native", *CONVERTERS)
+FORMATS = ("auto", "native", *CONVERTERS, "csv")  # csv is row-based: pipeline.formats.tabular
