@@ -343,6 +343,55 @@ def demo(files: Sequence[str], speed: float | None, metrics_port: int, broker_po
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--hashtag", "tags", multiple=True, help="Only these hashtags (repeatable).")
+@click.option(
+    "--top", type=click.IntRange(1), default=20, show_default=True, help="Hashtags in the table."
+)
+@click.option("--json", "as_json", is_flag=True, help="Everything as JSON on stdout.")
+@click.option("--from", "since", type=IsoTime(), help="Only events at or after this ISO time.")
+@click.option("--to", "until", type=IsoTime(), help="Only events before this ISO time.")
+def analyze(
+    files: Sequence[str],
+    fmt: str,
+    tags: tuple[str, ...],
+    top: int,
+    as_json: bool,
+    since: float | None,
+    until: float | None,
+) -> None:
+    """What the worker's /metrics would show after replaying FILES, computed offline."""
+    import orjson
+
+    from pipeline.analyze import analyze as run_analysis
+    from pipeline.hashtags import distinct
+    from pipeline.replay import Selection
+
+    wanted = distinct(tags)
+    try:
+        result = run_analysis(files, Selection(fmt=fmt, since=since, until=until))
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    chosen = wanted or [t for t, _ in result.posts.most_common(None if as_json else top)]
+    if as_json:
+        click.echo(orjson.dumps(result.to_json(chosen), option=orjson.OPT_INDENT_2).decode())
+        return
+    rejected = sum(result.rejected.values())
+    click.echo(
+        f"events {result.accepted + rejected:,} (accepted {result.accepted:,}, "
+        f"rejected {rejected:,}); {len(result.posts):,} hashtags"
+    )
+    click.echo(f"{'hashtag':<24} {'posts':>10} {'regions':>8} {'/min 1m':>9} {'15m':>9} {'1h':>9}")
+    for tag in chosen:
+        r = result.rates(tag)
+        click.echo(
+            f"{tag:<24} {result.posts[tag]:>10,} {len(result.regions[tag]):>8} "
+            f"{r.get('1m', 0):>9.2f} {r.get('15m', 0):>9.2f} {r.get('1h', 0):>9.2f}"
+        )
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--out",
     "out_dir",

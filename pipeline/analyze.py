@@ -1,0 +1,79 @@
+"""``spread analyze``: the worker's numbers, offline, from a file.
+
+Reads events exactly as ``spread replay`` would send them (any format, same order and
+filters), judges them with the worker's own :func:`summarise`, and computes what ``/metrics``
+would show after the replay: events by outcome, per-hashtag totals, totals and first-seen
+times by region, regions reached, and the window rates at the final watermark
+(:mod:`pipeline.virality.rates`). A test replays files of every format through a live worker
+and checks both agree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.aggregate import summarise
+from pipeline.replay import ReplayStats, Selection, selected
+from pipeline.virality.rates import LONGEST, window_minutes, window_rates
+
+
+@dataclass
+class Analysis:
+    stats: ReplayStats
+    accepted: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    watermark: float | None = None
+    posts: Counter = field(default_factory=Counter)
+    regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def rates(self, tag: str) -> dict[str, float]:
+        if self.watermark is None:
+            return {}
+        newest_first = [
+            self.minutes[tag].get(m, 0) for m in reversed(window_minutes(self.watermark, LONGEST))
+        ]
+        return window_rates(newest_first)
+
+    def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
+        chosen = tags if tags is not None else [t for t, _ in self.posts.most_common()]
+        return {
+            "events": {"accepted": self.accepted, "rejected": dict(self.rejected)},
+            "watermark": self.watermark,
+            "skipped_source_lines": self.stats.skipped,
+            "hashtags": {
+                tag: {
+                    "posts": self.posts[tag],
+                    "regions": dict(self.regions[tag]),
+                    "regions_reached": len(self.regions[tag]),
+                    "first_seen": self.first_seen[tag],
+                    "posts_per_minute": self.rates(tag),
+                }
+                for tag in chosen
+                if tag in self.posts
+            },
+        }
+
+
+def analyze(paths: Sequence[str | Path], selection: Selection) -> Analysis:
+    out = Analysis(ReplayStats())
+    for _ts, line in selected(paths, out.stats, selection):
+        s = summarise(line, envelope=True)
+        out.accepted += s.accepted
+        out.rejected.update(reason for reason, _ in s.rejected)
+        if s.max_ts is not None:
+            out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
+        for tag, (n, by_region, by_minute, first) in s.tags.items():
+            out.posts[tag] += n
+            out.regions[tag].update(by_region)
+            out.minutes[tag].update(by_minute)
+            seen = out.first_seen[tag]
+            for region, ts in first.items():
+                if region not in seen or ts < seen[region]:
+                    seen[region] = ts
+    return out
