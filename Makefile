@@ -37,6 +37,7 @@ format: setup
 
 bench: setup
 	$(PY) -m bench.throughput
+	$(PY) -m bench.formats
 
 clean:
 	rm -rf $(VENV) .spread-data .demo *.egg-info
