@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -136,6 +137,21 @@ def test_dockerfile_runs_the_cli_as_a_non_root_user_with_a_healthcheck():
             assert re.match(r"FROM python:\d+\.\d+\.\d+-slim", line), line
     cmd = json.loads(re.search(r"^CMD (.*)$", text, re.M).group(1))
     parses(cmd)
+
+
+def test_image_dependencies_are_pinned_by_the_lock_file():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "-c requirements.lock" in text and "deploy/requirements.lock" in text
+    pins = {}
+    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, line
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in pins, f"{name} is not pinned"
 
 
 def test_dockerfile_passes_hadolint():
