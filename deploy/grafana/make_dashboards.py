@@ -288,9 +288,13 @@ health = dashboard(
         ),
         panel(
             7,
-            "Series exported per worker",
+            "Hashtags tracked vs exported, and samples per scrape",
             "timeseries",
-            [target('scrape_samples_scraped{job="hashtag-spread"}', "{{instance}}")],
+            [
+                target("sum(spread_hashtags_tracked)", "hashtags tracked", ref="A"),
+                target("sum(spread_hashtags_exported)", "hashtags exported", ref="B"),
+                target('sum(scrape_samples_scraped{job="hashtag-spread"})', "samples", ref="C"),
+            ],
             12,
             16,
             12,

@@ -44,6 +44,8 @@ EXPORTED = {
     "spread_hashtag_posts_sum",
     "spread_delta_overlaps_total",
     "spread_broker_up",
+    "spread_hashtags_tracked",
+    "spread_hashtags_exported",
     "spread_broker_outages_total",
     # Prometheus' own, per target.
     "up",
