@@ -38,6 +38,7 @@ format: setup
 bench: setup
 	$(PY) -m bench.throughput
 	$(PY) -m bench.formats
+	$(PY) -m bench.recovery
 
 clean:
 	rm -rf $(VENV) .spread-data .demo *.egg-info

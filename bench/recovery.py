@@ -1,0 +1,99 @@
+"""Restart from scratch: how long a new worker with empty local state takes to rebuild every
+table from the changelogs and export exact totals again.
+
+    python -m bench.recovery [--events N]
+
+One worker counts a Zipf workload (bench.workload) and is stopped; a new worker process with
+a new data directory starts on the same app id; timed from its start until /metrics shows
+every event and every hashtag post again (polled cheaply with name[]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.workload import events
+from pipeline.broker import EmbeddedBroker, free_port
+from pipeline.replay import replay
+
+POLL = "?name[]=spread_events_total&name[]=spread_hashtag_posts_sum&name[]=spread_hashtags_tracked"
+
+
+def progress(url: str) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(url + POLL, timeout=30) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: Counter = Counter()
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[s.name] += s.value
+    return dict(out)
+
+
+def worker(bootstrap: str, workdir: Path, name: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents", "worker", "--broker", bootstrap, "--metrics-port",
+         str(port), "--app-id", "bench-recovery", "--data-dir", str(workdir / name)],
+        stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    return proc, f"http://127.0.0.1:{port}/metrics"
+
+
+def wait_until(url: str, n: int, posts: int, proc: subprocess.Popen, limit: float) -> dict:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        m = progress(url)
+        if m.get("spread_events_total") == n and m.get("spread_hashtag_posts_sum") == posts:
+            return m
+        if proc.poll() is not None:
+            raise SystemExit(f"worker exited with {proc.returncode}")
+        time.sleep(0.2)
+    raise SystemExit("worker did not finish in time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    args = parser.parse_args()
+    lines = list(events(args.events))
+    posts = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in lines)
+    with tempfile.TemporaryDirectory(prefix="spread-bench-recovery-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "events.jsonl"
+        data.write_bytes(b"\n".join(lines) + b"\n")
+        with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
+            asyncio.run(replay([data], broker.bootstrap))
+            first, url = worker(broker.bootstrap, workdir, "first")
+            t = time.perf_counter()
+            m = wait_until(url, args.events, posts, first, 1800)
+            counted = time.perf_counter() - t
+            first.terminate()
+            first.wait(60)
+            second, url = worker(broker.bootstrap, workdir, "second")
+            t = time.perf_counter()
+            wait_until(url, args.events, posts, second, 1800)
+            rebuilt = time.perf_counter() - t
+            second.terminate()
+            second.wait(60)
+    print(f"restart from scratch: {rebuilt:.1f} s to rebuild and export exact totals")
+    print(f"(first count of the same events, from the posts topic: {counted:.1f} s)")
+    print(f"{args.events:,} events, {m['spread_hashtags_tracked']:,.0f} hashtags, embedded broker")
+
+
+if __name__ == "__main__":
+    main()
