@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
 from pipeline.virality import topk
-from pipeline.virality.rates import window_rates
+from pipeline.virality.rates import growth_ratio, window_rates
 
 if TYPE_CHECKING:
     import faust
@@ -76,6 +76,11 @@ def _hashtag_families() -> dict[str, Metric]:
         ),
         "reached": GaugeMetricFamily(
             "hashtag_regions_reached", "Regions with at least one post.", labels=["hashtag"]
+        ),
+        "growth": GaugeMetricFamily(
+            "hashtag_growth_ratio",
+            "Posts in the last hour / posts in the hour before (event time; absent if none).",
+            labels=["hashtag"],
         ),
         "first_seen": GaugeMetricFamily(
             "hashtag_region_first_seen_timestamp_seconds",
@@ -183,19 +188,22 @@ class HashtagCollector(_Collector):
         total, region_total, rate = fam["total"], fam["region_total"], fam["rate"]
         reached, first_seen = fam["reached"], fam["first_seen"]
         keys = counters.recent_keys(watermark) if watermark is not None else None
-        tracked: dict[str, tuple[dict, dict[str, float]]] = {}
+        tracked: dict[str, tuple[dict, dict[str, float], float | None]] = {}
         for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
                 continue
-            rates = window_rates(counters.recent_counts(tag, keys)) if keys is not None else {}
-            tracked[tag] = (value, rates)
+            counts = counters.recent_counts(tag, keys) if keys is not None else None
+            rates = window_rates(counts) if counts is not None else {}
+            tracked[tag] = (value, rates, growth_ratio(counts) if counts is not None else None)
         exported = topk.select(
-            ((t, r.get(topk.RANK_WINDOW, 0.0), v["n"]) for t, (v, r) in tracked.items()),
+            ((t, r.get(topk.RANK_WINDOW, 0.0), v["n"]) for t, (v, r, _) in tracked.items()),
             self.max_hashtags,
             self.always_export,
         )
         for tag in sorted(exported):
-            value, rates = tracked[tag]
+            value, rates, growth = tracked[tag]
+            if growth is not None:
+                fam["growth"].add_metric([tag], growth)
             total.add_metric([tag], value["n"])
             for region, n in value["r"].items():
                 region_total.add_metric([tag, region], n)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
-from pipeline.virality.rates import LONGEST, window_minutes
+from pipeline.virality.rates import HISTORY, window_minutes
 
 if TYPE_CHECKING:
     import faust
@@ -120,10 +120,10 @@ class Counters:
         )
 
     def recent_keys(self, watermark: float) -> list[tuple[float, float]]:
-        """Window ranges of the newest ``LONGEST`` minutes, the watermark's bucket first;
+        """Window ranges of the newest ``HISTORY`` minutes, the watermark's bucket first;
         computed once per scrape, then looked up for every hashtag."""
         ranges = self.minutes.table.window.ranges
-        return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, LONGEST))]
+        return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, HISTORY))]
 
     def recent_counts(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:
         buckets = plain_dict(self.minutes.table)

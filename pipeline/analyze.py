@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
-from pipeline.virality.rates import LONGEST, window_minutes, window_rates
+from pipeline.virality.rates import HISTORY, growth_ratio, window_minutes, window_rates
 
 
 @dataclass
@@ -32,13 +32,19 @@ class Analysis:
     first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
 
-    def rates(self, tag: str) -> dict[str, float]:
+    def _recent(self, tag: str) -> list[int] | None:
         if self.watermark is None:
-            return {}
-        newest_first = [
-            self.minutes[tag].get(m, 0) for m in reversed(window_minutes(self.watermark, LONGEST))
-        ]
-        return window_rates(newest_first)
+            return None
+        window = reversed(window_minutes(self.watermark, HISTORY))
+        return [self.minutes[tag].get(m, 0) for m in window]
+
+    def rates(self, tag: str) -> dict[str, float]:
+        counts = self._recent(tag)
+        return window_rates(counts) if counts is not None else {}
+
+    def growth(self, tag: str) -> float | None:
+        counts = self._recent(tag)
+        return growth_ratio(counts) if counts is not None else None
 
     def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
         chosen = tags if tags is not None else [t for t, _ in self.posts.most_common()]
@@ -53,6 +59,7 @@ class Analysis:
                     "regions_reached": len(self.regions[tag]),
                     "first_seen": self.first_seen[tag],
                     "posts_per_minute": self.rates(tag),
+                    "growth_ratio": self.growth(tag),
                 }
                 for tag in chosen
                 if tag in self.posts

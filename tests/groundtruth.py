@@ -85,6 +85,14 @@ class Truth:
     minutes: dict = field(default_factory=lambda: defaultdict(Counter))  # tag -> minute -> n
     bad_lines: list = field(default_factory=list)  # (reason, raw bytes)
 
+    def growth(self, tag: str) -> float | None:
+        """Posts in the 60 buckets ending at the watermark's ÷ the 60 before (README)."""
+        last = math.floor(self.watermark / 60) * 60
+        counts = self.minutes[tag]
+        recent = sum(n for m, n in counts.items() if last - 59 * 60 <= m <= last)
+        before = sum(n for m, n in counts.items() if last - 119 * 60 <= m < last - 59 * 60)
+        return recent / before if before else None
+
     def per_minute(self, tag: str, window_minutes: int) -> float:
         last = math.floor(self.watermark / 60) * 60
         first = last - (window_minutes - 1) * 60

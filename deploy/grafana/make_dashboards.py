@@ -85,6 +85,9 @@ spread = dashboard(
                 target(
                     "max by (hashtag) (hashtag_regions_reached)", fmt="table", instant=True, ref="C"
                 ),
+                target(
+                    "max by (hashtag) (hashtag_growth_ratio)", fmt="table", instant=True, ref="D"
+                ),
             ],
             0,
             0,
@@ -111,6 +114,7 @@ spread = dashboard(
                             "Value #A": "posts/min (15m)",
                             "Value #B": "posts",
                             "Value #C": "regions",
+                            "Value #D": "growth (1h / hour before)",
                         },
                     },
                 },

@@ -41,3 +41,16 @@ def window_rates(counts_newest_first: Sequence[int]) -> dict[str, float]:
         if label is not None:
             out[label] = total / i
     return out
+
+
+# Growth compares the last hour with the hour before: the newest 120 minute buckets.
+HISTORY = 2 * LONGEST
+
+
+def growth_ratio(counts_newest_first: Sequence[int]) -> float | None:
+    """Posts in the last hour ÷ posts in the hour before (event time, ending at the
+    watermark's bucket); None when the hour before had none (growth from nothing is not a
+    ratio)."""
+    last = sum(counts_newest_first[:LONGEST])
+    before = sum(counts_newest_first[LONGEST:HISTORY])
+    return last / before if before else None

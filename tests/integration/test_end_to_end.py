@@ -114,6 +114,10 @@ def assert_matches(m: Metrics, truth: Truth) -> None:
         for label, w in {"1m": 1, "15m": 15, "1h": 60}.items()
     }
     assert rates == pytest.approx(expected)
+    growth = {t: truth.growth(t) for t in truth.posts}
+    assert by_label(m, "hashtag_growth_ratio", "hashtag") == pytest.approx(
+        {t: g for t, g in growth.items() if g is not None}
+    )
 
 
 def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, edge_file):

@@ -37,6 +37,7 @@ EXPORTED = {
     "hashtag_region_posts_total",
     "hashtag_posts_per_minute",
     "hashtag_regions_reached",
+    "hashtag_growth_ratio",
     "hashtag_region_first_seen_timestamp_seconds",
     "spread_events_total",
     "spread_events_rejected_total",

@@ -1,4 +1,10 @@
-from pipeline.virality.rates import LONGEST, posts_per_minute, window_minutes, window_rates
+from pipeline.virality.rates import (
+    LONGEST,
+    growth_ratio,
+    posts_per_minute,
+    window_minutes,
+    window_rates,
+)
 
 
 def test_window_ends_with_the_watermark_bucket():
@@ -21,3 +27,10 @@ def test_window_rates_match_posts_per_minute():
     rates = window_rates(newest_first)
     for label, w in {"1m": 1, "15m": 15, "1h": 60}.items():
         assert rates[label] == posts_per_minute(lambda m: counts.get(m, 0), watermark, w)
+
+
+def test_growth_ratio_is_last_hour_over_the_hour_before():
+    assert growth_ratio([2] * 60 + [1] * 60) == 2.0
+    assert growth_ratio([0] * 60 + [4] * 60) == 0.0
+    assert growth_ratio([5] * 60 + [0] * 60) is None  # nothing before: no ratio
+    assert growth_ratio([1] * 200) == 1.0  # only the newest 120 buckets count
