@@ -51,6 +51,16 @@ class IsoTime(click.ParamType):
         return when.timestamp()
 
 
+def event_time_window(command):  # type: ignore[no-untyped-def]
+    """``--from``/``--to``: the events to take, by event time (``--to`` excluded)."""
+    command = click.option(
+        "--to", "until", type=IsoTime(), help="Only events before this ISO time."
+    )(command)
+    return click.option(
+        "--from", "since", type=IsoTime(), help="Only events at or after this ISO time."
+    )(command)
+
+
 class Speed(click.ParamType):
     """``N`` (event seconds per wall second, > 0) or ``max``."""
 
@@ -171,8 +181,7 @@ def broker(host: str, port: int) -> None:
     show_default=True,
     help="Events held per file to repair disorder; older events past it are sent as they come.",
 )
-@click.option("--from", "since", type=IsoTime(), help="Only events at or after this ISO time.")
-@click.option("--to", "until", type=IsoTime(), help="Only events before this ISO time.")
+@event_time_window
 @click.option(
     "--hashtag",
     "tags",
@@ -349,8 +358,7 @@ def demo(files: Sequence[str], speed: float | None, metrics_port: int, broker_po
     "--top", type=click.IntRange(1), default=20, show_default=True, help="Hashtags in the table."
 )
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON on stdout.")
-@click.option("--from", "since", type=IsoTime(), help="Only events at or after this ISO time.")
-@click.option("--to", "until", type=IsoTime(), help="Only events before this ISO time.")
+@event_time_window
 def analyze(
     files: Sequence[str],
     fmt: str,
@@ -414,8 +422,7 @@ def analyze(
     help="Hashtags with series: the top N by posts (0: all).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
-@click.option("--from", "since", type=IsoTime(), help="Only events at or after this ISO time.")
-@click.option("--to", "until", type=IsoTime(), help="Only events before this ISO time.")
+@event_time_window
 def backfill(
     files: Sequence[str],
     out_dir: str,
