@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
 from pipeline.virality import topk
-from pipeline.virality.rates import growth_ratio, window_rates
+from pipeline.virality.rates import doubling_time_seconds, growth_ratio, window_rates
 
 if TYPE_CHECKING:
     import faust
@@ -76,6 +76,11 @@ def _hashtag_families() -> dict[str, Metric]:
         ),
         "reached": GaugeMetricFamily(
             "hashtag_regions_reached", "Regions with at least one post.", labels=["hashtag"]
+        ),
+        "doubling": GaugeMetricFamily(
+            "hashtag_doubling_time_seconds",
+            "Doubling time at the hourly growth ratio (+Inf when not growing; absent if none).",
+            labels=["hashtag"],
         ),
         "growth": GaugeMetricFamily(
             "hashtag_growth_ratio",
@@ -204,6 +209,7 @@ class HashtagCollector(_Collector):
             value, rates, growth = tracked[tag]
             if growth is not None:
                 fam["growth"].add_metric([tag], growth)
+                fam["doubling"].add_metric([tag], doubling_time_seconds(growth))
             total.add_metric([tag], value["n"])
             for region, n in value["r"].items():
                 region_total.add_metric([tag, region], n)

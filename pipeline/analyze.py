@@ -10,6 +10,7 @@ and checks both agree.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ from typing import Any
 
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
-from pipeline.virality.rates import HISTORY, growth_ratio, window_minutes, window_rates
+from pipeline.virality.rates import (
+    HISTORY,
+    doubling_time_seconds,
+    growth_ratio,
+    window_minutes,
+    window_rates,
+)
 
 
 @dataclass
@@ -60,11 +67,17 @@ class Analysis:
                     "first_seen": self.first_seen[tag],
                     "posts_per_minute": self.rates(tag),
                     "growth_ratio": self.growth(tag),
+                    "doubling_time_seconds": _json_number(doubling_time_seconds(self.growth(tag))),
                 }
                 for tag in chosen
                 if tag in self.posts
             },
         }
+
+
+def _json_number(value: float | None) -> float | str | None:
+    """JSON has no infinity: ``"+Inf"``, as Prometheus writes it."""
+    return "+Inf" if value == math.inf else value
 
 
 def analyze(paths: Sequence[str | Path], selection: Selection) -> Analysis:

@@ -8,6 +8,7 @@ time: a replay at 100x gives the same rates as the live stream did.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 WINDOWS: dict[str, int] = {"1m": 1, "15m": 15, "1h": 60}
@@ -54,3 +55,15 @@ def growth_ratio(counts_newest_first: Sequence[int]) -> float | None:
     last = sum(counts_newest_first[:LONGEST])
     before = sum(counts_newest_first[LONGEST:HISTORY])
     return last / before if before else None
+
+
+def doubling_time_seconds(growth: float | None) -> float | None:
+    """Doubling time of an exponential that grows by ``growth`` per hour: 3600 ln 2 / ln g.
+
+    ``math.inf`` when not growing (g <= 1); None when there is no ratio.
+    """
+    if growth is None:
+        return None
+    if growth <= 1:
+        return math.inf
+    return 3600 * math.log(2) / math.log(growth)

@@ -92,5 +92,12 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
     assert by_label(m, "hashtag_growth_ratio", "hashtag") == pytest.approx(
         {t: v["growth_ratio"] for t, v in tags.items() if v["growth_ratio"] is not None}
     )
+    assert by_label(m, "hashtag_doubling_time_seconds", "hashtag") == pytest.approx(
+        {
+            t: float(v["doubling_time_seconds"])  # "+Inf" when not growing
+            for t, v in tags.items()
+            if v["growth_ratio"] is not None
+        }
+    )
     rejected = {k: v for k, v in by_label(m, "spread_events_rejected_total", "reason").items() if v}
     assert rejected == offline["events"]["rejected"]

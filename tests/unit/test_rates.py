@@ -1,5 +1,8 @@
+import math
+
 from pipeline.virality.rates import (
     LONGEST,
+    doubling_time_seconds,
     growth_ratio,
     posts_per_minute,
     window_minutes,
@@ -34,3 +37,10 @@ def test_growth_ratio_is_last_hour_over_the_hour_before():
     assert growth_ratio([0] * 60 + [4] * 60) == 0.0
     assert growth_ratio([5] * 60 + [0] * 60) is None  # nothing before: no ratio
     assert growth_ratio([1] * 200) == 1.0  # only the newest 120 buckets count
+
+
+def test_doubling_time_from_the_hourly_growth():
+    assert doubling_time_seconds(2.0) == 3600  # doubles every hour
+    assert doubling_time_seconds(4.0) == 1800
+    assert doubling_time_seconds(1.0) == math.inf and doubling_time_seconds(0.5) == math.inf
+    assert doubling_time_seconds(None) is None
