@@ -473,6 +473,42 @@ def backfill(
     click.echo(f"blocks written to {out} (from {source}); copy them into Prometheus' data dir")
 
 
+@cli.command()
+@click.argument("urls", nargs=-1)
+@click.option(
+    "--window",
+    type=click.Choice(["1m", "15m", "1h"]),
+    default="15m",
+    show_default=True,
+    help="Rate window to rank by (event time).",
+)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--watch", type=click.FloatRange(0.5), help="Refresh every N seconds until Ctrl-C.")
+def top(urls: Sequence[str], window: str, limit: int, watch: float | None) -> None:
+    """Trending hashtags merged from every worker's /metrics (default: http://127.0.0.1:8000)."""
+    from pipeline.top import lines, merge, ranked, scrape
+
+    targets = [u if "/metrics" in u else u.rstrip("/") + "/metrics" for u in urls] or [
+        "http://127.0.0.1:8000/metrics"
+    ]
+    targets = [u if "://" in u else "http://" + u for u in targets]
+    while True:
+        try:
+            rows = ranked(merge(scrape(u) for u in targets), window, limit)
+        except USER_ERRORS as exc:
+            fail(str(exc))
+        if watch and sys.stdout.isatty():
+            click.clear()
+        for line in lines(rows, window):
+            click.echo(line)
+        if not watch:
+            return
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     run(cli, argv)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.groundtruth import Truth, compute, norm_tag
-from tests.integration.conftest import SAMPLE, Metrics, parse_metrics, replay, wait_for
+from tests.integration.conftest import SAMPLE, Metrics, parse_metrics, replay, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +272,18 @@ def test_replay_of_twarc2_files_counts_every_tweet(broker, make_worker):
     m = wait_for(counted, 60, "the worker to count the tweets")
     assert by_label(m, "hashtag_posts_total", "hashtag") == dict(posts)
     assert by_label(m, "spread_events_total", "outcome")["rejected"] == 0
+
+
+def test_spread_top_ranks_hashtags_like_the_ground_truth(broker, make_worker):
+    truth = compute([SAMPLE])
+    worker = make_worker().start()
+    replay(broker, str(SAMPLE))
+    wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
+    address = worker.url.removeprefix("http://").removesuffix("/metrics")
+    # The same worker twice: a hashtag seen on two targets is counted once, not twice.
+    result = run_cli("top", address, worker.url, "--window", "1h", "--limit", "5")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [line.split() for line in result.stdout.decode().splitlines()[1:]]
+    best = sorted(truth.posts, key=lambda t: (-truth.per_minute(t, 60), -truth.posts[t], t))[:5]
+    assert [r[0] for r in rows] == best
+    assert [float(r[2].replace(",", "")) for r in rows] == [truth.posts[t] for t in best]
