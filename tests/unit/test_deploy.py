@@ -104,12 +104,15 @@ def test_every_compose_variable_is_documented_in_env_example():
     assert {name for name, _default in used} <= documented
 
 
-def test_mounted_paths_exist():
+def test_mounted_paths_and_build_files_exist():
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {volume}"
+        if "build" in service:
+            build = service["build"]
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
 
 
 def parses(argv: list[str]) -> None:
@@ -140,6 +143,67 @@ def test_dockerfile_runs_the_cli_as_a_non_root_user_with_a_healthcheck():
             assert re.match(r"FROM python:\d+\.\d+\.\d+-slim", line), line
     cmd = json.loads(re.search(r"^CMD (.*)$", text, re.M).group(1))
     parses(cmd)
+    # The healthcheck asks the port the default command serves /metrics on (no curl in slim).
+    port = cmd[cmd.index("--metrics-port") + 1]
+    healthcheck = re.search(r"^HEALTHCHECK .*?(?<!\\)$", text, re.M | re.S).group(0)
+    assert "urllib.request" in healthcheck and f":{port}/metrics" in healthcheck
+    assert f"EXPOSE {port}" in text
+
+
+def dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern (Go's filepath.Match plus ``**``, relative to the context)."""
+    out, i = "", 0
+    pattern = pattern.strip("/")
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """True if a pattern excludes the path or a directory above it (no ``!`` exceptions)."""
+    parts = Path(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(
+        dockerignore_regex(pattern).fullmatch(prefix) for pattern in patterns for prefix in prefixes
+    )
+
+
+def test_dockerignore_keeps_local_state_out_but_not_what_the_image_copies():
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not any(p.startswith("!") for p in patterns)  # the simple rule above would be wrong
+    for local in [
+        ".git",
+        ".venv",
+        ".env",
+        "tests",
+        "bench/results",
+        ".pytest_cache",
+        "pipeline/__pycache__/cli.cpython-311.pyc",
+        ".hypothesis",
+        "build",
+    ]:
+        assert dockerignored(local, patterns), local
+    copied = []
+    for line in (DEPLOY / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied += line.split()[1:-1]
+    assert "pipeline" in copied and "agents" in copied
+    for source in copied:
+        assert (ROOT / source).exists(), source
+        assert not dockerignored(source, patterns), source
 
 
 def test_image_dependencies_are_pinned_by_the_lock_file():
@@ -233,6 +297,24 @@ def test_dashboard_queries_name_only_exported_metrics():
         assert names <= EXPORTED, (where, names - EXPORTED)
 
 
+GRAFANA_MACROS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
+
+
+def grafana_substituted(expr: str) -> str:
+    """The query as Grafana sends it: macros and the dashboard's variables filled in."""
+    for macro, value in GRAFANA_MACROS.items():
+        expr = expr.replace(macro, value)
+    expr = re.sub(r"\$\{?hashtag(:\w+)?\}?", ".*", expr)
+    assert "$" not in expr, f"unknown Grafana variable in {expr}"
+    return expr
+
+
+def test_grafana_substitution():
+    assert grafana_substituted(
+        'rate(hashtag_posts_total{hashtag=~"${hashtag:regex}"}[$__rate_interval])'
+    ) == ('rate(hashtag_posts_total{hashtag=~".*"}[1m])')
+
+
 @needs_promtool
 def test_dashboard_queries_parse(tmp_path):
     rules = {
@@ -240,7 +322,7 @@ def test_dashboard_queries_parse(tmp_path):
             {
                 "name": "dashboards",
                 "rules": [
-                    {"record": f"dashboard:query_{i}", "expr": expr.replace("$hashtag", ".*")}
+                    {"record": f"dashboard:query_{i}", "expr": grafana_substituted(expr)}
                     for i, (_where, expr) in enumerate(dashboard_exprs())
                 ],
             }
