@@ -97,6 +97,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         return web.bytes(generate_latest(source), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     install_true_highwaters(app, settings.broker)
+    install_reliable_seek_to_committed(app)
 
     # For tests and tools that inspect a running app.
     app.spread_registry = registry  # type: ignore[attr-defined]
@@ -129,3 +130,51 @@ def install_true_highwaters(app: faust.App, bootstrap: str) -> None:
         return await true_end_offsets(bootstrap, await reported(*partitions))
 
     consumer.highwaters = highwaters  # type: ignore[method-assign]
+
+
+def install_reliable_seek_to_committed(app: faust.App) -> None:
+    """Make Faust's "seek back to committed offsets" also rewind partitions that have no
+    committed offset yet, so that records it throws away are fetched again.
+
+    Faust (faust-streaming 0.15.3, aiokafka driver; re-check on upgrade) throws away
+    records that a fetch returns while the flow is stopped, for example a fetch that started
+    before a rebalance and came back after it, during recovery. It then relies on
+    ``Consumer.perform_seek`` -> aiokafka ``seek_to_committed()`` to move the position back.
+    aiokafka seeks only partitions whose committed offset is > 0 and leaves the others at
+    the fetch position, *past* the discarded records. Eager rebalancing also drops the acks
+    that were not committed yet, so a worker that joins in the first seconds of a replay
+    leaves partitions with no committed offset at all: the worker that keeps them skipped
+    the records of that stale fetch for good (in `tests/integration/test_scaling.py`, offsets
+    ~4-9 of the four `posts` partitions it kept, ~800 events; both workers then look
+    "frozen" at a partial count, with every offset committed).
+
+    Here a partition with a committed offset (0 included) is sought to it, and a stream
+    partition without one is reset as ``consumer_auto_offset_reset`` says: where a fresh
+    assignment would start. Stage 1 and stage 2 skip what they had applied already. Changelog
+    partitions keep Faust's behaviour: recovery positions them itself.
+    """
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+
+    async def _seek(consumer):  # type: ignore[no-untyped-def]  # runs in the consumer thread
+        changelogs = app.tables.changelog_topics
+        committed = {tp: await consumer.committed(tp) for tp in consumer.assignment()}
+        assigned = consumer.assignment()
+        unset = []
+        for tp, offset in committed.items():
+            if tp not in assigned:  # revoked meanwhile; a new assignment resets it anyway
+                continue
+            if offset is not None and offset >= 0:
+                consumer.seek(tp, offset)
+            elif tp.topic not in changelogs:
+                unset.append(tp)
+        if unset:
+            if app.conf.consumer_auto_offset_reset == "latest":
+                await consumer.seek_to_end(*unset)
+            else:
+                await consumer.seek_to_beginning(*unset)
+        return committed
+
+    async def seek_to_committed():  # type: ignore[no-untyped-def]
+        return await thread.call_thread(_seek, thread._ensure_consumer())
+
+    thread.seek_to_committed = seek_to_committed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections import Counter
 
 import pytest
@@ -60,6 +61,24 @@ def assert_exact(result, truth: Truth) -> None:
     assert events == Counter(accepted=truth.accepted, rejected=sum(truth.rejected.values()))
     assert posts == dict(truth.posts)
     assert regions == dict(truth.region_posts)
+
+
+def test_second_worker_joins_mid_replay_then_first_leaves(broker, make_worker):
+    truth = compute([SAMPLE])
+    first = make_worker().start()
+    # The sample spans ~14 h of event time: ~10 s at 5000x, long enough to join mid-way.
+    replay = start_replay(broker, "--speed", "5000", "--envelope", "50", str(SAMPLE))
+    time.sleep(3)
+    second = make_worker().start()
+    finish(replay)
+    result = wait_for(lambda: merged([first, second], truth), 90, "both workers to add up")
+    assert_exact(result, truth)
+    # Both took a share: the rebalance really happened.
+    assert all(w.scrape().get("hashtag_posts_total") for w in (first, second))
+
+    assert first.stop(signal.SIGTERM) == 0
+    result = wait_for(lambda: merged([second], truth), 90, "the survivor to take over")
+    assert_exact(result, truth)
 
 
 def test_worker_killed_mid_replay_and_restarted(broker, make_worker):
