@@ -30,8 +30,9 @@ from pipeline.settings import (
     SettingsError,
     parse_broker,
 )
+from pipeline.simulate.scenario import ScenarioError
 
-USER_ERRORS = (BrokerError, BrokerUnavailable, FormatError, SettingsError)
+USER_ERRORS = (BrokerError, BrokerUnavailable, FormatError, ScenarioError, SettingsError)
 
 
 class IsoTime(click.ParamType):
@@ -318,6 +319,131 @@ def replay(
             click.echo(
                 f"  ... and {stats.skipped - 5:,} more (--strict stops at the first)", err=True
             )
+
+
+@cli.command()
+@click.option(
+    "--scenario",
+    "scenario_name",
+    default="metoo-2017",
+    show_default=True,
+    metavar="NAME|FILE.toml",
+    help="A built-in scenario (--list) or a scenario file (docs/simulator.md).",
+)
+@click.option(
+    "--scale",
+    type=click.FloatRange(0, 100, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Multiplies every count (seed rates, audiences, user pools), not the time span; "
+    "1 = the calibrated figures (metoo-2017: ~20 million events).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--speed",
+    type=Speed(),
+    default="max",
+    show_default=True,
+    help="Event seconds per wall second when sending (3600 = an hour a second), or max.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write JSON lines to this file (gzip if it ends in .gz, - for stdout) instead of "
+    "sending to 'posts'.",
+)
+@click.option(
+    "--broker",
+    "broker_addr",
+    default=None,
+    metavar="HOST:PORT",
+    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
+)
+@click.option(
+    "--envelope",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Events per record (JSON lines); 1 sends one event per record.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_PARTITIONS,
+    show_default=True,
+    help="Partitions of 'posts' if it has to be created.",
+)
+@click.option("--list", "list_only", is_flag=True, help="List the built-in scenarios and exit.")
+@click.pass_context
+def simulate(
+    ctx: click.Context,
+    scenario_name: str,
+    scale: float,
+    seed: int,
+    speed: float | None,
+    out: str | None,
+    broker_addr: str | None,
+    envelope: int,
+    partitions: int,
+    list_only: bool,
+) -> None:
+    """Simulate a hashtag's spread (a calibrated Hawkes process) into 'posts' or a file.
+
+    Events come in event-time order, as native JSON lines; the same scenario, scale and seed
+    give the same bytes. Sending works as 'spread replay' does: envelopes, record timestamp =
+    event time, paced by --speed.
+    """
+    import logging
+
+    from pipeline.progress import Reporter
+    from pipeline.replay import ReplayInterrupted, ReplayStats, send_lines
+    from pipeline.simulate import model, output, scenario
+
+    if list_only:
+        for name, path in scenario.builtins().items():
+            click.echo(f"{name:<18} {scenario.describe(path)}")
+        return
+    explicit_speed = ctx.get_parameter_source("speed") == click.core.ParameterSource.COMMANDLINE
+    if out is not None and explicit_speed and speed is not None:
+        fail("--speed paces sending to the broker; files are written at full speed")
+    stats = ReplayStats()
+    try:
+        resolved = model.plan(scenario.load(scenario_name), scale)
+        items = output.tracked(model.events(resolved, seed), stats, resolved.scenario)
+        if out is not None:
+            with Reporter("simulate") as reporter:
+                output.write_jsonl(items, out, stats, reporter.update)
+        else:
+            logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+            bootstrap = parse_broker(broker_addr)
+            security.from_environment()
+            with Reporter("simulate") as reporter:
+                asyncio.run(
+                    send_lines(
+                        items,
+                        bootstrap,
+                        stats,
+                        speed=speed,
+                        envelope=envelope,
+                        partitions=partitions,
+                        on_progress=reporter.update,
+                        interruptible=True,
+                    )
+                )
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    except ReplayInterrupted as stopped:
+        fail(f"interrupted after {stopped.acked:,} acknowledged events", 130)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    where = "written to " + ("standard output" if out == "-" else str(out)) if out else "sent"
+    click.echo(
+        f"{resolved.scenario.name} at scale {scale:g}, seed {seed}: {stats.events:,} events "
+        f"{where} in {stats.elapsed:.1f} s ({stats.rate:,.0f} events/s)",
+        err=True,
+    )
 
 
 @cli.command()

@@ -300,6 +300,42 @@ async def replay(
         if str(p) != STDIN:
             open_binary(p)[1].close()
     stats = ReplayStats(bytes_total=sum(size(p) for p in paths))
+    sel = selection or Selection(fmt=fmt, strict=strict)
+    return await send_lines(
+        selected(paths, stats, sel),  # a generator: nothing is read before the broker is up
+        bootstrap,
+        stats,
+        speed=speed,
+        envelope=envelope,
+        partitions=partitions,
+        topic=topic,
+        on_progress=on_progress,
+        checkpoint=checkpoint,
+        resume=resume,
+        interruptible=interruptible,
+    )
+
+
+async def send_lines(
+    items: Iterable[Timed],
+    bootstrap: str,
+    stats: ReplayStats,
+    speed: float | None = None,
+    envelope: int = DEFAULT_ENVELOPE,
+    partitions: int = DEFAULT_PARTITIONS,
+    topic: str = POSTS,
+    on_progress: Callable[[ReplayStats], None] | None = None,
+    checkpoint: Checkpoint | None = None,
+    resume: bool = False,
+    interruptible: bool = False,
+) -> ReplayStats:
+    """Send ``(event time, line)`` items in envelopes to ``topic``, paced by ``speed``; return
+    once the broker acknowledged all. The send path of ``spread replay`` (files) and
+    ``spread simulate`` (a generator); ``stats`` is filled in as it goes.
+
+    ``checkpoint``/``resume``/``interruptible``: as :func:`replay` (the first items the
+    checkpoint holds are skipped, not sent).
+    """
     counts = await ensure_topics(bootstrap, {topic: partitions})
     n_parts = counts[topic]
     producer = await start_producer(bootstrap)
@@ -321,8 +357,7 @@ async def replay(
             checkpoint.save(skip + stats.events)
 
     try:
-        sel = selection or Selection(fmt=fmt, strict=strict)
-        items = itertools.islice(selected(paths, stats, sel), skip, None)
+        items = itertools.islice(items, skip, None)
         for i, env in enumerate(timed_envelopes(items, envelope, speed)):
             if stop.is_set():
                 break
