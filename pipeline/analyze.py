@@ -34,6 +34,7 @@ class Analysis:
     accepted: int = 0
     rejected: Counter = field(default_factory=Counter)
     watermark: float | None = None
+    earliest: float | None = None  # the oldest accepted event's time
     posts: Counter = field(default_factory=Counter)
     regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
@@ -49,9 +50,19 @@ class Analysis:
         counts = self._recent(tag)
         return window_rates(counts) if counts is not None else {}
 
-    def growth(self, tag: str) -> float | None:
+    def signals(self, tag: str) -> dict[str, Any]:
+        """The hashtag's exported values, from one read of its newest minute buckets."""
         counts = self._recent(tag)
-        return growth_ratio(counts) if counts is not None else None
+        growth = growth_ratio(counts) if counts is not None else None
+        return {
+            "posts": self.posts[tag],
+            "regions": dict(self.regions[tag]),
+            "regions_reached": len(self.regions[tag]),
+            "first_seen": self.first_seen[tag],
+            "posts_per_minute": window_rates(counts) if counts is not None else {},
+            "growth_ratio": growth,
+            "doubling_time_seconds": _json_number(doubling_time_seconds(growth)),
+        }
 
     def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
         chosen = tags if tags is not None else [t for t, _ in self.posts.most_common()]
@@ -59,19 +70,7 @@ class Analysis:
             "events": {"accepted": self.accepted, "rejected": dict(self.rejected)},
             "watermark": self.watermark,
             "skipped_source_lines": self.stats.skipped,
-            "hashtags": {
-                tag: {
-                    "posts": self.posts[tag],
-                    "regions": dict(self.regions[tag]),
-                    "regions_reached": len(self.regions[tag]),
-                    "first_seen": self.first_seen[tag],
-                    "posts_per_minute": self.rates(tag),
-                    "growth_ratio": self.growth(tag),
-                    "doubling_time_seconds": _json_number(doubling_time_seconds(self.growth(tag))),
-                }
-                for tag in chosen
-                if tag in self.posts
-            },
+            "hashtags": {tag: self.signals(tag) for tag in chosen if tag in self.posts},
         }
 
 
@@ -86,8 +85,9 @@ def analyze(paths: Sequence[str | Path], selection: Selection) -> Analysis:
         s = summarise(line, envelope=True)
         out.accepted += s.accepted
         out.rejected.update(reason for reason, _ in s.rejected)
-        if s.max_ts is not None:
+        if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
+            out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
         for tag, (n, by_region, by_minute, first) in s.tags.items():
             out.posts[tag] += n
             out.regions[tag].update(by_region)

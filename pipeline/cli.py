@@ -252,11 +252,11 @@ def replay(
         limit=limit,
     )
     if dry_run:
-        from pipeline.dryrun import dry_run as run_dry
+        from pipeline.analyze import analyze as run_analysis
         from pipeline.dryrun import report
 
         try:
-            result = run_dry(files, selection)
+            result = run_analysis(files, selection)
         except USER_ERRORS as exc:
             fail(str(exc))
         for line in report(result):

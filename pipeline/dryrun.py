@@ -1,57 +1,31 @@
 """``spread replay --dry-run``: what a replay would send and what the worker would make of it,
-without a broker. Every event is judged by the worker's own code (:func:`summarise`), so the
-rejects by reason here are the ones ``spread_events_rejected_total`` would show."""
+without a broker. The events are read and judged by :func:`pipeline.analyze.analyze` (the
+worker's own code), so the rejects by reason here are the ones
+``spread_events_rejected_total`` would show; this module only writes the summary."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from pipeline.aggregate import summarise
-from pipeline.replay import ReplayStats, Selection, selected
-
-
-@dataclass
-class DryRun:
-    stats: ReplayStats
-    accepted: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    tags: Counter = field(default_factory=Counter)
-    regions: Counter = field(default_factory=Counter)
-    first_ts: float | None = None
-    last_ts: float | None = None
-
-
-def dry_run(paths: Sequence[str | Path], selection: Selection) -> DryRun:
-    out = DryRun(ReplayStats())
-    for ts, line in selected(paths, out.stats, selection):
-        s = summarise(line, envelope=True)
-        out.stats.events += 1
-        out.accepted += s.accepted
-        out.rejected.update(reason for reason, _ in s.rejected)
-        for tag, delta in s.tags.items():
-            out.tags[tag] += delta[0]
-            out.regions.update(delta[1])
-        if s.accepted and ts is not None:
-            out.first_ts = ts if out.first_ts is None else min(out.first_ts, ts)
-            out.last_ts = ts if out.last_ts is None else max(out.last_ts, ts)
-    return out
+from pipeline.analyze import Analysis
 
 
 def _iso(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def report(run: DryRun, top: int = 10) -> list[str]:
+def report(run: Analysis, top: int = 10) -> list[str]:
     """Plain lines; the same on a terminal and in a pipe."""
     s = run.stats
     rejected = sum(run.rejected.values())
+    regions: Counter = Counter()
+    for by_region in run.regions.values():
+        regions.update(by_region)
     lines = [
-        f"events      {s.events:,} (accepted {run.accepted:,}, rejected {rejected:,})",
-        f"time span   {_iso(run.first_ts)} .. {_iso(run.last_ts)}",
+        f"events      {run.accepted + rejected:,} (accepted {run.accepted:,}, "
+        f"rejected {rejected:,})",
+        f"time span   {_iso(run.earliest)} .. {_iso(run.watermark)}",
     ]
     if run.rejected:
         lines.append(
@@ -65,8 +39,8 @@ def report(run: DryRun, top: int = 10) -> list[str]:
         lines.append(f"filtered    {s.filtered:,} events outside --from/--to/--hashtag")
     if s.out_of_order:
         lines.append(f"disorder    {s.out_of_order:,} events beyond the reorder buffer")
-    lines.append(f"hashtags    {len(run.tags):,} distinct; top {top}:")
-    lines += [f"  {n:>10,}  {tag}" for tag, n in run.tags.most_common(top)]
-    lines.append(f"regions     {len(run.regions):,} (posts x hashtags by region); top {top}:")
-    lines += [f"  {n:>10,}  {region}" for region, n in run.regions.most_common(top)]
+    lines.append(f"hashtags    {len(run.posts):,} distinct; top {top}:")
+    lines += [f"  {n:>10,}  {tag}" for tag, n in run.posts.most_common(top)]
+    lines.append(f"regions     {len(regions):,} (posts x hashtags by region); top {top}:")
+    lines += [f"  {n:>10,}  {region}" for region, n in regions.most_common(top)]
     return lines

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.dryrun import dry_run
+from pipeline.analyze import analyze
 from pipeline.replay import ReplayStats, Selection, selected
 from tests.groundtruth import compute, lines_of, norm_tag
 
@@ -71,10 +71,10 @@ def test_filters_by_time_hashtag_and_limit():
 
 def test_dry_run_agrees_with_the_ground_truth():
     truth = compute([SAMPLE])
-    run = dry_run([SAMPLE], Selection())
+    run = analyze([SAMPLE], Selection())
     assert run.accepted == truth.accepted
     assert dict(run.rejected) == dict(truth.rejected)
-    assert dict(run.tags) == dict(truth.posts)
+    assert dict(run.posts) == dict(truth.posts)
 
 
 def test_dry_run_from_the_command_line_needs_no_broker():
