@@ -20,10 +20,15 @@ import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 Timed = tuple[float | None, bytes]
 
 DEFAULT_BUFFER = 200_000
+
+
+class OutOfOrderCount(Protocol):
+    out_of_order: int
 
 
 @dataclass(slots=True)
@@ -31,7 +36,7 @@ class OrderStats:
     out_of_order: int = 0
 
 
-def reorder(items: Iterable[Timed], buffer: int, stats: OrderStats) -> Iterator[Timed]:
+def reorder(items: Iterable[Timed], buffer: int, stats: OutOfOrderCount) -> Iterator[Timed]:
     """Bounded reordering of one stream (see the module docstring)."""
     heap: list[tuple[float, int, bytes]] = []
     seq = itertools.count()  # ties keep file order; bytes are never compared

@@ -29,7 +29,7 @@ from pipeline.formats import CONVERTERS, tabular
 from pipeline.formats.convert import ConvertError
 from pipeline.formats.native import STDIN, FormatError, iter_lines, open_binary, position, size
 from pipeline.limits import DEFAULT_LIMITS
-from pipeline.ordering import DEFAULT_BUFFER, OrderStats, Timed, merge, reorder, sort_all
+from pipeline.ordering import DEFAULT_BUFFER, Timed, merge, reorder, sort_all
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.settings import DEFAULT_PARTITIONS, POSTS
 
@@ -235,17 +235,15 @@ def _file_lines(
 def selected(paths: Sequence[str | Path], stats: ReplayStats, sel: Selection) -> Iterator[Timed]:
     """The events to send, in event-time order, as ``(ts, line)``: every file converted,
     reordered (or sorted), merged, filtered and limited."""
-    order = OrderStats()
     streams = []
     for path in paths:
         timed = (
             (event_time(line), line)
             for line in _file_lines([path], stats, sel.fmt, sel.strict, dict(sel.mapping))
         )
-        streams.append(sort_all(timed) if sel.sort else reorder(timed, sel.buffer, order))
+        streams.append(sort_all(timed) if sel.sort else reorder(timed, sel.buffer, stats))
     sent = 0
     for ts, line in merge(streams):
-        stats.out_of_order = order.out_of_order
         if sel.since is not None or sel.until is not None:
             if ts is None or (sel.since is not None and ts < sel.since):
                 stats.filtered += 1
@@ -260,7 +258,6 @@ def selected(paths: Sequence[str | Path], stats: ReplayStats, sel: Selection) ->
             return
         sent += 1
         yield ts, line
-    stats.out_of_order = order.out_of_order
 
 
 def _tags_of(line: bytes) -> set[str]:
