@@ -12,7 +12,7 @@ import click
 
 from pipeline import security
 from pipeline.broker import port_is_free
-from pipeline.cli import USER_ERRORS, cli, fail, run
+from pipeline.cli import USER_ERRORS, broker_option, cli, fail, run
 from pipeline.hashtags import normalise
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.producer import ensure_topics
@@ -35,13 +35,7 @@ GC_THRESHOLDS = (700, 10, 10_000)
 
 
 @cli.command()
-@click.option(
-    "--broker",
-    "broker_addr",
-    default=None,
-    metavar="HOST:PORT",
-    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
-)
+@broker_option
 @click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),

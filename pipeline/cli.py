@@ -52,6 +52,30 @@ class IsoTime(click.ParamType):
         return when.timestamp()
 
 
+# Options several commands share, declared once.
+broker_option = click.option(
+    "--broker",
+    "broker_addr",
+    default=None,
+    metavar="HOST:PORT",
+    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
+)
+envelope_option = click.option(
+    "--envelope",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Events per record (JSON lines); 1 sends one event per record.",
+)
+posts_partitions_option = click.option(
+    "--partitions",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_PARTITIONS,
+    show_default=True,
+    help="Partitions of 'posts' if it has to be created.",
+)
+
+
 def event_time_window(command):  # type: ignore[no-untyped-def]
     """``--from``/``--to``: the events to take, by event time (``--to`` excluded)."""
     command = click.option(
@@ -122,13 +146,7 @@ def broker(host: str, port: int) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option(
-    "--broker",
-    "broker_addr",
-    default=None,
-    metavar="HOST:PORT",
-    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
-)
+@broker_option
 @click.option(
     "--speed",
     type=Speed(),
@@ -136,20 +154,8 @@ def broker(host: str, port: int) -> None:
     show_default=True,
     help="Event seconds per wall second (60 = an hour in a minute), or max.",
 )
-@click.option(
-    "--envelope",
-    type=click.IntRange(1, 100_000),
-    default=1000,
-    show_default=True,
-    help="Events per record (JSON lines); 1 sends one event per record.",
-)
-@click.option(
-    "--partitions",
-    type=click.IntRange(1, 1024),
-    default=DEFAULT_PARTITIONS,
-    show_default=True,
-    help="Partitions of 'posts' if it has to be created.",
-)
+@envelope_option
+@posts_partitions_option
 @click.option(
     "--format",
     "fmt",
@@ -352,27 +358,9 @@ def replay(
     help="Write JSON lines to this file (gzip if it ends in .gz, - for stdout) instead of "
     "sending to 'posts'.",
 )
-@click.option(
-    "--broker",
-    "broker_addr",
-    default=None,
-    metavar="HOST:PORT",
-    help="Kafka bootstrap server [$KAFKA_BOOTSTRAP, then localhost:9092].",
-)
-@click.option(
-    "--envelope",
-    type=click.IntRange(1, 100_000),
-    default=1000,
-    show_default=True,
-    help="Events per record (JSON lines); 1 sends one event per record.",
-)
-@click.option(
-    "--partitions",
-    type=click.IntRange(1, 1024),
-    default=DEFAULT_PARTITIONS,
-    show_default=True,
-    help="Partitions of 'posts' if it has to be created.",
-)
+@broker_option
+@envelope_option
+@posts_partitions_option
 @click.option("--list", "list_only", is_flag=True, help="List the built-in scenarios and exit.")
 @click.pass_context
 def simulate(
