@@ -76,8 +76,11 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     )
 
     writer = ChangelogWriter(settings.broker)
-    counters = Counters(app, deltas, topology.deltas, writer)
-    ingest = Ingest(app, posts, rejected, deltas, topology, writer, settings.limits)
+    partition_cache: dict[str, int] = {}  # tag -> hashtag-deltas partition, for both stages
+    counters = Counters(app, deltas, topology.deltas, writer, partition_cache)
+    ingest = Ingest(
+        app, posts, rejected, deltas, topology, writer, settings.limits, partition_cache
+    )
 
     probe = BrokerProbe(app, settings.broker)
 

@@ -41,7 +41,12 @@ BATCH_SECONDS = 0.5
 
 class Counters:
     def __init__(
-        self, app: faust.App, deltas: faust.TopicT, partitions: int, writer: ChangelogWriter
+        self,
+        app: faust.App,
+        deltas: faust.TopicT,
+        partitions: int,
+        writer: ChangelogWriter,
+        partition_cache: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.partitions = partitions
@@ -55,7 +60,8 @@ class Counters:
         # Entries found partly applied: impossible by construction (pipeline.deltas); counted
         # and exported so that a broken assumption shows instead of hiding.
         self.overlaps = 0
-        self._partition_of: dict[str, int] = {}
+        # tag -> hashtag-deltas partition; shared with stage 1, which computes the same.
+        self._partition_of: dict[str, int] = {} if partition_cache is None else partition_cache
 
         @app.agent(deltas, name="counters")
         async def counters(stream: faust.StreamT) -> None:

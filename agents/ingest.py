@@ -54,11 +54,12 @@ class Ingest:
         topology: Topology,
         writer: ChangelogWriter,
         limits: Limits = DEFAULT_LIMITS,
+        partition_cache: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
         n_deltas = topology.deltas
-        partition_cache: dict[str, int] = {}
+        partition_cache = {} if partition_cache is None else partition_cache
 
         @app.agent(posts, name="ingest")
         async def ingest(stream: faust.StreamT) -> None:
@@ -94,8 +95,9 @@ class Ingest:
                     ):
                         fresh_wm = summary.max_ts
                     rows[sp] = _advance(row, so, summary)
-                    source = f"{msg.topic}/{sp}/{so}".encode()
-                    dead.extend((source, reason, line) for reason, line in summary.rejected)
+                    if summary.rejected:
+                        source = f"{msg.topic}/{sp}/{so}".encode()
+                        dead.extend((source, reason, line) for reason, line in summary.rejected)
                 if ranges:
                     entries.append(
                         ([(sp, f, last) for sp, (f, last) in ranges.items()], fresh_wm, fresh)
