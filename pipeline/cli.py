@@ -437,11 +437,26 @@ def simulate(
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True))
 @click.option(
+    "--scenario",
+    "scenario_name",
+    default="metoo-2017",
+    show_default=True,
+    help="Simulated when no FILES are given: a built-in scenario or a scenario .toml file.",
+)
+@click.option(
+    "--scale",
+    type=click.FloatRange(0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Multiplies every count of the scenario (0.01: about 200,000 events).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
     "--speed",
     type=Speed(),
-    default="1800",
+    default="1440",
     show_default=True,
-    help="Event seconds per wall second: 1800 plays the sample's 14 h in ~30 s.",
+    help="Event seconds per wall second: 1440 plays October 2017's 72 h in 3 minutes.",
 )
 @click.option(
     "--metrics-port",
@@ -457,11 +472,27 @@ def simulate(
     show_default=True,
     help="Preferred broker port (a free one is used if it is busy).",
 )
-def demo(files: Sequence[str], speed: float | None, metrics_port: int, broker_port: int) -> None:
-    """Broker + worker + paced replay of FILES (default: the shipped #MeToo sample)."""
-    from pipeline.demo import run_demo
+def demo(
+    files: Sequence[str],
+    scenario_name: str,
+    scale: float,
+    seed: int,
+    speed: float | None,
+    metrics_port: int,
+    broker_port: int,
+) -> None:
+    """Broker + worker + October 2017 unfolding (the metoo-2017 scenario), or a paced replay
+    of FILES. Ctrl-C stops everything."""
+    from pipeline.demo import Source, run_demo
+    from pipeline.simulate import scenario
 
-    sys.exit(run_demo(files, speed, metrics_port, broker_port))
+    if not files:
+        try:
+            scenario.load(scenario_name)  # a bad scenario fails here, before anything starts
+        except USER_ERRORS as exc:
+            fail(str(exc))
+    source = Source(tuple(files), scenario_name, scale, seed)
+    sys.exit(run_demo(source, speed, metrics_port, broker_port))
 
 
 @cli.command()

@@ -1,8 +1,11 @@
-"""``spread demo``: broker, worker and a paced replay of the sample, in one command.
+"""``spread demo``: broker, worker and October 2017 unfolding, in one command.
 
 Starts the embedded broker and a worker (as a child process: ``python -m agents worker``),
-replays the sample file in event time, prints the top hashtags once the worker has counted
-everything, and leaves ``/metrics`` up until Ctrl-C, which stops everything cleanly.
+then plays the ``metoo-2017`` scenario of the simulator at a small scale (or replays FILES)
+in event time, fast enough to watch: 72 hours in about three minutes. While it plays, a line
+every few seconds says where the movement has got to (event time, the leading hashtags, the
+regions they reached). Once the worker has counted everything it prints the top hashtags and
+leaves ``/metrics`` up until Ctrl-C, which stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -15,15 +18,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.broker import EmbeddedBroker, free_port, port_is_free
 from pipeline.progress import Reporter
-from pipeline.replay import replay
-
-SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample-metoo-2017.jsonl"
+from pipeline.replay import ReplayStats, replay, send_lines
 
 
 def _pick(host: str, preferred: int) -> int:
@@ -72,9 +74,64 @@ def _summary(url: str) -> None:
     Console(stderr=True).print(table)
 
 
-def run_demo(files: Sequence[str], speed: float | None, metrics_port: int, broker_port: int) -> int:
+@dataclass(frozen=True)
+class Source:
+    """What the demo plays: FILES when given, else a simulated scenario."""
+
+    files: Sequence[str] = ()
+    scenario: str = "metoo-2017"
+    scale: float = 0.01
+    seed: int = 0
+
+    def describe(self) -> str:
+        if self.files:
+            return "replaying " + ", ".join(self.files)
+        return f"simulating {self.scenario} at scale {self.scale:g} (seed {self.seed})"
+
+
+def _play(source: Source, bootstrap: str, speed: float | None, reporter: Reporter) -> ReplayStats:
+    if source.files:
+        return asyncio.run(
+            replay(source.files, bootstrap, speed=speed, on_progress=reporter.update)
+        )
+    from pipeline.simulate import model, output, scenario
+
+    stats = ReplayStats()
+    resolved = model.plan(scenario.load(source.scenario), source.scale)
+    items = output.tracked(model.events(resolved, source.seed), stats, resolved.scenario)
+    return asyncio.run(
+        send_lines(items, bootstrap, stats, speed=speed, on_progress=reporter.update)
+    )
+
+
+NARRATE_EVERY = 10.0  # wall seconds between "where has it got to" lines
+
+
+def headline(metrics: dict[str, list], n: int = 4) -> str | None:
+    """One line: the watermark and the ``n`` largest hashtags with the regions they reached."""
+    marks = [v for _, v in metrics.get("spread_watermark_timestamp_seconds", []) if v > 0]
+    totals = {s["hashtag"]: v for s, v in metrics.get("hashtag_posts_total", [])}
+    if not marks or not totals:
+        return None
+    regions = {s["hashtag"]: v for s, v in metrics.get("hashtag_regions_reached", [])}
+    when = datetime.fromtimestamp(max(marks), UTC).strftime("%a %d %b %Y %H:%M UTC")
+    top = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    parts = [f"#{tag} {count:,.0f} in {regions.get(tag, 0):.0f} regions" for tag, count in top]
+    return f"{when}  " + " · ".join(parts)
+
+
+def _narrate(url: str, reporter: Reporter, done: threading.Event) -> None:
+    while not done.wait(NARRATE_EVERY):
+        try:
+            line = headline(_scrape(url))
+        except OSError:
+            continue
+        if line:
+            reporter.note(line)
+
+
+def run_demo(source: Source, speed: float | None, metrics_port: int, broker_port: int) -> int:
     host = "127.0.0.1"
-    files = list(files) or [str(SAMPLE)]
     broker = EmbeddedBroker(host=host, port=_pick(host, broker_port))
     broker.start()
     metrics_port = _pick(host, metrics_port)
@@ -111,11 +168,17 @@ def run_demo(files: Sequence[str], speed: float | None, metrics_port: int, broke
         if not ready:
             print("spread: error: the worker did not start", file=sys.stderr)
             return 1
+        print(f"demo: {source.describe()}", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        with Reporter("replay") as reporter:
-            stats = asyncio.run(
-                replay(files, broker.bootstrap, speed=speed, on_progress=reporter.update)
-            )
+        played = threading.Event()
+        with Reporter("simulate" if not source.files else "replay") as reporter:
+            narrator = threading.Thread(target=_narrate, args=(url, reporter, played), daemon=True)
+            narrator.start()
+            try:
+                stats = _play(source, broker.bootstrap, speed, reporter)
+            finally:
+                played.set()
+                narrator.join()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
 
         def counted() -> bool:

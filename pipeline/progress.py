@@ -61,6 +61,14 @@ class Reporter:
                 flush=True,
             )
 
+    def note(self, line: str) -> None:
+        """A line of commentary: above the live bar on a terminal, a plain line otherwise.
+        Safe from another thread (rich's console takes a lock)."""
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self.stream, flush=True)
+
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
