@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from agents.cli import cli
+from pipeline.simulate.scenario import builtins
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -71,7 +72,10 @@ def test_compose_file_follows_the_compose_specification():
 
 
 def test_compose_has_the_documented_services():
-    assert {"kafka", "init", "worker", "replay", "prometheus", "grafana"} <= set(SERVICES)
+    assert {"kafka", "init", "worker", "replay", "simulate", "prometheus", "grafana"} <= set(
+        SERVICES
+    )
+    assert SERVICES["simulate"]["profiles"] == ["simulate"]
     assert "version" not in COMPOSE  # obsolete in the Compose Specification
     assert SERVICES["replay"]["profiles"] == ["replay"]
     # Scalable: a fixed container name or a published port would clash between replicas.
@@ -131,6 +135,12 @@ def test_compose_commands_are_accepted_by_the_cli():
     # The replayed file exists in the mounted ./data by default.
     assert (ROOT / "data" / Path(substitute_defaults(replay[1])).name).exists()
     parses([replay[0], str(ROOT / "data" / Path(substitute_defaults(replay[1])).name), *replay[2:]])
+    simulate = SERVICES["simulate"]["command"]
+    assert simulate[0] == "simulate" and "kafka:9092" in simulate
+    parses(simulate)
+    # The default scenario is one the image ships (package data), not a file on the host.
+    scenario_name = substitute_defaults(simulate[simulate.index("--scenario") + 1])
+    assert scenario_name in builtins()
 
 
 def test_dockerfile_runs_the_cli_as_a_non_root_user_with_a_healthcheck():
