@@ -334,7 +334,7 @@ def replay(
     default="metoo-2017",
     show_default=True,
     metavar="NAME|FILE.toml",
-    help="A built-in scenario (--list) or a scenario file (docs/simulator.md).",
+    help="A built-in scenario (--list) or a scenario file (README, Simulator).",
 )
 @click.option(
     "--scale",

@@ -7,6 +7,6 @@
 - :mod:`~pipeline.simulate.measure`: the calibration figures measured from the output;
 - :mod:`~pipeline.simulate.output`: JSONL files and progress.
 
-docs/simulator.md describes the model, its maths and every scenario field. The package itself
+README "Simulator" describes the model, its maths and every scenario field. The package itself
 imports nothing, so that ``spread`` starts fast.
 """

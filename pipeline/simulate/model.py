@@ -15,7 +15,7 @@ what is pending, never the output:
 
 A child is a repost, reply or reaction of its parent (same hashtags, as written) or a post of
 its own prompted by it (it writes the movement's tag, or a variant of its region); it stays in
-its parent's region or jumps to one drawn by ``attract`` weight. docs/simulator.md has the maths.
+its parent's region or jumps to one drawn by ``attract`` weight. README "Simulator" has the maths.
 Same scenario, scale and seed: the same bytes (one ``random.Random``, ties broken by sequence).
 """
 

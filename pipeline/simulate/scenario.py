@@ -1,5 +1,5 @@
 """Scenario files: TOML, checked against ``schema.json``, then against the rules a schema
-cannot say (cross-references, sums, spellings). docs/simulator.md documents every field.
+cannot say (cross-references, sums, spellings). README "Simulator" documents every field.
 
 The schema is the single source of the structural rules: :func:`check_schema` interprets the
 subset of JSON Schema it uses, so the file shipped for editors and the checks here cannot
