@@ -31,6 +31,7 @@ from agents.ingest import Ingest
 from pipeline import security
 from pipeline.offsets import true_end_offsets
 from pipeline.settings import DELTAS, POSTS, REJECTED, WorkerSettings
+from pipeline.virality import movements
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,15 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     partition_cache: dict[str, int] = {}  # tag -> hashtag-deltas partition, for both stages
     counters = Counters(app, deltas, topology.deltas, writer, partition_cache)
     ingest = Ingest(
-        app, posts, rejected, deltas, topology, writer, settings.limits, partition_cache
+        app,
+        posts,
+        rejected,
+        deltas,
+        topology,
+        writer,
+        settings.limits,
+        partition_cache,
+        movements.index(dict(settings.movements)),
     )
 
     probe = BrokerProbe(app, settings.broker)
@@ -87,7 +96,13 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(PipelineCollector(app, ingest, counters, probe))
     registry.register(
-        HashtagCollector(app, ingest, counters, settings.max_hashtags, settings.always_export)
+        HashtagCollector(
+            app,
+            ingest,
+            counters,
+            settings.max_hashtags,
+            settings.always_export + tuple(t for _, tags in settings.movements for t in tags),
+        )
     )
     ProcessCollector(registry=registry)
 

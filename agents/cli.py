@@ -27,7 +27,7 @@ from pipeline.settings import (
     WorkerSettings,
     parse_broker,
 )
-from pipeline.virality.topk import MOVEMENT
+from pipeline.virality import movements
 
 # CPython's default is (700, 10, 10); the third value is how many generation-1 collections
 # make a full one. See the comment where it is applied.
@@ -80,13 +80,21 @@ GC_THRESHOLDS = (700, 10, 10_000)
     type=click.IntRange(0),
     default=DEFAULT_MAX_HASHTAGS,
     show_default=True,
-    help="Hashtags with series in /metrics: the top N by 15m rate (0: every hashtag).",
+    help="Hashtags with series in /metrics: the top N by trend score (0: every hashtag).",
 )
 @click.option(
     "--always-export",
-    default=",".join(MOVEMENT),
-    show_default=True,
-    help="Comma-separated hashtags exported whatever their rank (normalised like any tag).",
+    default="",
+    help="Comma-separated hashtags exported whatever their rank (normalised like any tag); "
+    "every movement's tags are too.",
+)
+@click.option(
+    "--movement",
+    "movement_specs",
+    multiple=True,
+    metavar="NAME=TAG,TAG,...",
+    help="A family of hashtags counted as one movement (movement_* metrics); repeatable. "
+    "Default: metoo=" + ",".join(movements.DEFAULT["metoo"]) + ".",
 )
 @click.option(
     "--max-event-bytes",
@@ -131,6 +139,7 @@ def worker(
     max_future_seconds: float,
     max_exported: int,
     always_export: str,
+    movement_specs: tuple[str, ...],
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -147,6 +156,7 @@ def worker(
                 f"metrics port {metrics_host}:{metrics_port} is busy: pick another with "
                 "--metrics-port"
             )
+        families = movements.parse(movement_specs) if movement_specs else movements.DEFAULT
         wanted = {POSTS: partitions, REJECTED: partitions, DELTAS: partitions}
         actual = asyncio.run(ensure_topics(bootstrap, wanted))
     except USER_ERRORS as exc:
@@ -168,6 +178,7 @@ def worker(
         always_export=tuple(
             dict.fromkeys(t for t in map(normalise, always_export.split(",")) if t)
         ),
+        movements=tuple(families.items()),
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))

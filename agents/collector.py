@@ -16,8 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
-from pipeline.virality import topk
+from pipeline.virality import movements, topk
 from pipeline.virality.rates import doubling_time_seconds, growth_ratio, window_rates
+from pipeline.virality.trend import trend_score
 
 if TYPE_CHECKING:
     import faust
@@ -92,12 +93,59 @@ def _hashtag_families() -> dict[str, Metric]:
             "Event time of the hashtag's first post in the region.",
             labels=["hashtag", "region"],
         ),
+        "trend": GaugeMetricFamily(
+            "hashtag_trend_score",
+            "Last 15 minutes' rate against the hashtag's own EWMA baseline of the 105 "
+            "minutes before, in standard errors (event time; see pipeline.virality.trend).",
+            labels=["hashtag"],
+        ),
         "tracked": GaugeMetricFamily(
             "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
         ),
         "exported": GaugeMetricFamily(
             "spread_hashtags_exported",
-            "Hashtags with series here: the top --max-hashtags by 15m rate + --always-export.",
+            "Hashtags with series here: the top --max-hashtags by trend score, "
+            "the movements' tags and --always-export.",
+        ),
+    }
+
+
+def _movement_families() -> dict[str, Metric]:
+    return {
+        "total": CounterMetricFamily(
+            "movement_posts",
+            "Accepted posts carrying at least one of the movement's hashtags (once each).",
+            labels=["movement"],
+        ),
+        "region_total": CounterMetricFamily(
+            "movement_region_posts",
+            "Accepted posts carrying the movement, by region.",
+            labels=["movement", "region"],
+        ),
+        "rate": GaugeMetricFamily(
+            "movement_posts_per_minute",
+            "The movement's posts per minute over the last 1m/15m/1h of event time.",
+            labels=["movement", "window"],
+        ),
+        "reached": GaugeMetricFamily(
+            "movement_regions_reached",
+            "Regions with at least one post of the movement.",
+            labels=["movement"],
+        ),
+        "first_seen": GaugeMetricFamily(
+            "movement_region_first_seen_timestamp_seconds",
+            "Event time of the movement's first post in the region, under any of its tags.",
+            labels=["movement", "region"],
+        ),
+        "growth": GaugeMetricFamily(
+            "movement_growth_ratio",
+            "The movement's posts in the last hour / the hour before (absent if none).",
+            labels=["movement"],
+        ),
+        "trend": GaugeMetricFamily(
+            "movement_trend_score",
+            "The movement's trend score (as hashtag_trend_score).",
+            labels=["movement"],
         ),
     }
 
@@ -153,7 +201,7 @@ class PipelineCollector(_Collector):
             sum(
                 v["n"]
                 for t, v in plain_dict(self.counters.totals).items()
-                if v and partition_of(t) in owned
+                if v and not movements.is_key(t) and partition_of(t) in owned
             ),
         )
         yield fam["applied"]
@@ -166,9 +214,9 @@ class PipelineCollector(_Collector):
 
 
 class HashtagCollector(_Collector):
-    """``hashtag_*``: one walk over the totals of the owned partitions per scrape; series for
-    the top ``max_hashtags`` by current rate plus the always-export list
-    (:mod:`pipeline.virality.topk`)."""
+    """``hashtag_*`` and ``movement_*``: one walk over the totals of the owned partitions per
+    scrape; series for the top ``max_hashtags`` by trend score plus the always-export list
+    (:mod:`pipeline.virality.topk`), and for every movement this worker owns."""
 
     def __init__(
         self,
@@ -183,41 +231,63 @@ class HashtagCollector(_Collector):
         self.always_export = frozenset(always_export)
 
     def describe(self) -> list[Metric]:
-        return list(_hashtag_families().values())
+        return [*_hashtag_families().values(), *_movement_families().values()]
 
     def collect(self) -> Iterator[Metric]:
         counters = self.counters
         watermark = self._watermark()
         owned = self._active(DELTAS)
         fam = _hashtag_families()
-        total, region_total, rate = fam["total"], fam["region_total"], fam["rate"]
-        reached, first_seen = fam["reached"], fam["first_seen"]
+        moves = _movement_families()
         keys = counters.recent_keys(watermark) if watermark is not None else None
-        tracked: dict[str, tuple[dict, dict[str, float], float | None]] = {}
+        tracked: dict[str, Signals] = {}
         for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
                 continue
             counts = counters.recent_counts(tag, keys) if keys is not None else None
-            rates = window_rates(counts) if counts is not None else {}
-            tracked[tag] = (value, rates, growth_ratio(counts) if counts is not None else None)
+            signals = Signals(value, counts)
+            if movements.is_key(tag):
+                signals.add_to(moves, movements.name_of(tag))
+            else:
+                tracked[tag] = signals
         exported = topk.select(
-            ((t, r.get(topk.RANK_WINDOW, 0.0), v["n"]) for t, (v, r, _) in tracked.items()),
+            ((t, s.trend, s.value["n"]) for t, s in tracked.items()),
             self.max_hashtags,
             self.always_export,
         )
         for tag in sorted(exported):
-            value, rates, growth = tracked[tag]
-            if growth is not None:
-                fam["growth"].add_metric([tag], growth)
-                fam["doubling"].add_metric([tag], doubling_time_seconds(growth))
-            total.add_metric([tag], value["n"])
-            for region, n in value["r"].items():
-                region_total.add_metric([tag, region], n)
-            reached.add_metric([tag], len(value["r"]))
-            for region, ts in value["f"].items():
-                first_seen.add_metric([tag, region], ts)
-            for label, per_minute in rates.items():
-                rate.add_metric([tag, label], per_minute)
+            tracked[tag].add_to(fam, tag)
         fam["tracked"].add_metric([], len(tracked))
         fam["exported"].add_metric([], len(exported))
         yield from fam.values()
+        yield from moves.values()
+
+
+class Signals:
+    """One hashtag's (or movement's) exported values, from its total and newest buckets."""
+
+    __slots__ = ("counts", "growth", "rates", "trend", "value")
+
+    def __init__(self, value: dict, counts: list[int] | None) -> None:
+        self.value = value
+        self.counts = counts
+        self.rates = window_rates(counts) if counts is not None else {}
+        self.growth = growth_ratio(counts) if counts is not None else None
+        self.trend = trend_score(counts) if counts is not None else 0.0
+
+    def add_to(self, fam: dict[str, Metric], label: str) -> None:
+        value = self.value
+        fam["total"].add_metric([label], value["n"])
+        for region, n in value["r"].items():
+            fam["region_total"].add_metric([label, region], n)
+        fam["reached"].add_metric([label], len(value["r"]))
+        for region, ts in value["f"].items():
+            fam["first_seen"].add_metric([label, region], ts)
+        for window, per_minute in self.rates.items():
+            fam["rate"].add_metric([label, window], per_minute)
+        if self.growth is not None:
+            fam["growth"].add_metric([label], self.growth)
+            if "doubling" in fam:
+                fam["doubling"].add_metric([label], doubling_time_seconds(self.growth))
+        if self.counts is not None:
+            fam["trend"].add_metric([label], self.trend)

@@ -55,6 +55,7 @@ class Ingest:
         writer: ChangelogWriter,
         limits: Limits = DEFAULT_LIMITS,
         partition_cache: dict[str, int] | None = None,
+        movements: dict[str, str] | None = None,
     ) -> None:
         self.app = app
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
@@ -81,7 +82,9 @@ class Ingest:
                     if so <= row["off"]:
                         # Counted before this redelivery: deltas again, as an entry of its
                         # own (stage 2 skips what it applied); no counts, no dead letters.
-                        s = summarise(event.value, envelope, limits=limits, now=now)
+                        s = summarise(
+                            event.value, envelope, limits=limits, now=now, movements=movements
+                        )
                         entries.append(([(sp, so, so)], s.max_ts, s.tags))
                         continue
                     span = ranges.get(sp)
@@ -89,7 +92,14 @@ class Ingest:
                         ranges[sp] = [so, so]
                     else:
                         span[1] = so
-                    summary = summarise(event.value, envelope, into=fresh, limits=limits, now=now)
+                    summary = summarise(
+                        event.value,
+                        envelope,
+                        into=fresh,
+                        limits=limits,
+                        now=now,
+                        movements=movements,
+                    )
                     if summary.max_ts is not None and (
                         fresh_wm is None or summary.max_ts > fresh_wm
                     ):

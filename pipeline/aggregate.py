@@ -13,6 +13,7 @@ buckets ``[m, m + 60)``).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -49,6 +50,7 @@ def summarise(
     into: dict[str, TagDelta] | None = None,
     limits: Limits = DEFAULT_LIMITS,
     now: float | None = None,
+    movements: Mapping[str, str] | None = None,
 ) -> RecordSummary:
     """Decode, validate, normalise and pre-aggregate every event line of one record.
 
@@ -56,6 +58,8 @@ def summarise(
     ``into``: tag deltas to add to (several records pre-aggregated together); the summary's
     ``tags`` is that dict. ``limits`` bound what one event may be (:mod:`pipeline.limits`);
     ``now`` is the clock they are checked against (default: the wall clock).
+    ``movements``: normalised tag → movement key (:func:`pipeline.virality.movements.index`);
+    an event with any tag of a movement also counts once under that movement's key.
     """
     out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
@@ -100,6 +104,11 @@ def summarise(
             max_ts = ts
         if not distinct:
             continue
+        if movements:
+            for tag in distinct[:]:
+                k = movements.get(tag)
+                if k is not None and k not in distinct:
+                    distinct.append(k)
         region = event.get("region")
         # Only strings reach the cache: a list or an object is unhashable (and not a region).
         region = _normalise_region(region) if type(region) is str else regions.UNKNOWN

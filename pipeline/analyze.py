@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
+from pipeline.virality import movements
 from pipeline.virality.rates import (
     HISTORY,
     doubling_time_seconds,
@@ -26,6 +27,7 @@ from pipeline.virality.rates import (
     window_minutes,
     window_rates,
 )
+from pipeline.virality.trend import trend_score
 
 
 @dataclass
@@ -39,6 +41,9 @@ class Analysis:
     regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # The movements (pipeline.virality.movements), keyed by name, with the same fields: what
+    # the worker exports as movement_*. None inside a movements analysis.
+    movements: Analysis | None = None
 
     def _recent(self, tag: str) -> list[int] | None:
         if self.watermark is None:
@@ -62,6 +67,7 @@ class Analysis:
             "posts_per_minute": window_rates(counts) if counts is not None else {},
             "growth_ratio": growth,
             "doubling_time_seconds": _json_number(doubling_time_seconds(growth)),
+            "trend_score": trend_score(counts) if counts is not None else None,
         }
 
     def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
@@ -71,6 +77,11 @@ class Analysis:
             "watermark": self.watermark,
             "skipped_source_lines": self.stats.skipped,
             "hashtags": {tag: self.signals(tag) for tag in chosen if tag in self.posts},
+            **(
+                {"movements": {name: self.movements.signals(name) for name in self.movements.posts}}
+                if self.movements is not None
+                else {}
+            ),
         }
 
 
@@ -79,21 +90,32 @@ def _json_number(value: float | None) -> float | str | None:
     return "+Inf" if value == math.inf else value
 
 
-def analyze(paths: Sequence[str | Path], selection: Selection) -> Analysis:
+def analyze(
+    paths: Sequence[str | Path],
+    selection: Selection,
+    movement_tags: Mapping[str, Iterable[str]] = movements.DEFAULT,
+) -> Analysis:
+    """``movement_tags``: the movements to count, as the worker's ``--movement``."""
     out = Analysis(ReplayStats())
+    out.movements = moves = Analysis(out.stats)
+    index = movements.index(movement_tags)
     for _ts, line in selected(paths, out.stats, selection):
-        s = summarise(line, envelope=True)
+        s = summarise(line, envelope=True, movements=index)
         out.accepted += s.accepted
         out.rejected.update(reason for reason, _ in s.rejected)
         if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
             out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
         for tag, (n, by_region, by_minute, first) in s.tags.items():
-            out.posts[tag] += n
-            out.regions[tag].update(by_region)
-            out.minutes[tag].update(by_minute)
-            seen = out.first_seen[tag]
+            into = out
+            if movements.is_key(tag):
+                into, tag = moves, movements.name_of(tag)
+            into.posts[tag] += n
+            into.regions[tag].update(by_region)
+            into.minutes[tag].update(by_minute)
+            seen = into.first_seen[tag]
             for region, ts in first.items():
                 if region not in seen or ts < seen[region]:
                     seen[region] = ts
+    moves.watermark, moves.earliest = out.watermark, out.earliest
     return out

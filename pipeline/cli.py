@@ -589,7 +589,7 @@ def backfill(
 
     from pipeline.backfill import collect, openmetrics
     from pipeline.replay import ReplayStats, Selection, selected
-    from pipeline.virality.topk import MOVEMENT
+    from pipeline.virality.movements import DEFAULT as MOVEMENTS
 
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -601,7 +601,7 @@ def backfill(
         history = collect(selected(files, ReplayStats(), selection), step)
         source = out / "backfill.om"
         with open(source, "w") as f:
-            for line in openmetrics(history, max_hashtags, MOVEMENT):
+            for line in openmetrics(history, max_hashtags, MOVEMENTS["metoo"]):
                 f.write(line + "\n")
     except USER_ERRORS as exc:
         fail(str(exc))

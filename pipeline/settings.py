@@ -55,3 +55,6 @@ class WorkerSettings:
     limits: Limits = DEFAULT_LIMITS
     max_hashtags: int = DEFAULT_MAX_HASHTAGS
     always_export: tuple[str, ...] = ()
+    # (name, normalised tags) per movement (pipeline.virality.movements); exported as
+    # movement_*, and their tags always get hashtag_* series.
+    movements: tuple[tuple[str, tuple[str, ...]], ...] = ()

@@ -2,9 +2,10 @@
 
 Counts for every hashtag stay in the tables; only the series are capped, so ``/metrics`` stays
 small with a long tail of millions of tags. A worker exports the ``k`` hashtags with the
-highest current rate (posts per minute over the last 15 minutes of event time; ties broken by
-total posts, then by name, so the choice is deterministic) plus an always-export list.
-``k = 0`` exports every hashtag.
+highest trend score (:mod:`pipeline.virality.trend`: a tag that is taking off now, however
+small, before a large one that is steady; ties broken by total posts, then by name, so the
+choice is deterministic) plus an always-export list (which the worker extends with every
+movement's tags). ``k = 0`` exports every hashtag.
 """
 
 from __future__ import annotations
@@ -12,24 +13,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection, Iterable
 
-RANK_WINDOW = "15m"
-
-# The #MeToo movement across languages (DESIGN "Scenarios"), normalised.
-MOVEMENT = (
-    "metoo",
-    "balancetonporc",
-    "yotambien",
-    "وأنا_كمان",
-    "وانا_ايضا",
-    "quellavoltache",
-    "moiaussi",
-)
-
 
 def select(
     candidates: Iterable[tuple[str, float, int]], k: int, always: Collection[str] = ()
 ) -> set[str]:
-    """Tags to export from ``(tag, rate, total)`` candidates."""
+    """Tags to export from ``(tag, score, total)`` candidates."""
     candidates = list(candidates)
     if k <= 0:
         return {tag for tag, _, _ in candidates}

@@ -61,6 +61,8 @@ def test_worker_without_broker():
         (["replay", "--envelope", "0", str(SAMPLE)], "--envelope"),
         (["replay", "--broker", "nohostport:abc", str(SAMPLE)], "bad broker address"),
         (["worker", "--partitions", "0"], "--partitions"),
+        (["worker", "--movement", "metoo"], "expected NAME=tag,tag"),
+        (["demo", "--scenario", "/nonexistent.toml"], "scenario"),
         (["frobnicate"], "No such command"),
     ],
 )

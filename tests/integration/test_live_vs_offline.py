@@ -99,5 +99,27 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
             if v["growth_ratio"] is not None
         }
     )
+    assert by_label(m, "hashtag_trend_score", "hashtag") == pytest.approx(
+        {t: v["trend_score"] for t, v in tags.items()}
+    )
+    # The movement (metoo and its language variants, each event once) agrees too.
+    moves = offline["movements"]
+    if fmt in ("native", "csv"):
+        assert moves["metoo"]["posts"] > 0, "these files carry the movement"
+    assert by_label(m, "movement_posts_total", "movement") == {
+        name: v["posts"] for name, v in moves.items()
+    }
+    assert by_label(m, "movement_region_posts_total", "movement", "region") == {
+        (name, r): n for name, v in moves.items() for r, n in v["regions"].items()
+    }
+    assert by_label(m, "movement_region_first_seen_timestamp_seconds", "movement", "region") == (
+        pytest.approx({(t, r): ts for t, v in moves.items() for r, ts in v["first_seen"].items()})
+    )
+    assert by_label(m, "movement_posts_per_minute", "movement", "window") == pytest.approx(
+        {(t, w): x for t, v in moves.items() for w, x in v["posts_per_minute"].items()}
+    )
+    assert by_label(m, "movement_trend_score", "movement") == pytest.approx(
+        {t: v["trend_score"] for t, v in moves.items()}
+    )
     rejected = {k: v for k, v in by_label(m, "spread_events_rejected_total", "reason").items() if v}
     assert rejected == offline["events"]["rejected"]
