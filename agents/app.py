@@ -94,7 +94,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     probe = BrokerProbe(app, settings.broker)
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(PipelineCollector(app, ingest, counters, probe))
+    registry.register(PipelineCollector(app, ingest, counters, probe, settings.generation_interval))
     registry.register(
         HashtagCollector(
             app,
@@ -102,6 +102,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
             counters,
             settings.max_hashtags,
             settings.always_export + tuple(t for _, tags in settings.movements for t in tags),
+            settings.generation_interval,
         )
     )
     ProcessCollector(registry=registry)

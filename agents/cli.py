@@ -28,6 +28,7 @@ from pipeline.settings import (
     parse_broker,
 )
 from pipeline.virality import movements
+from pipeline.virality.parents import configured_weights
 
 # CPython's default is (700, 10, 10); the third value is how many generation-1 collections
 # make a full one. See the comment where it is applied.
@@ -125,6 +126,15 @@ GC_THRESHOLDS = (700, 10, 10_000)
     show_default=True,
     help="Events dated later than the worker's clock plus this are rejected (ts_out_of_range).",
 )
+@click.option(
+    "--generation-interval",
+    "interval_spec",
+    default="learned",
+    show_default=True,
+    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
+    help="For R_t: learned from the delays between posts and the replies/reposts naming "
+    "them, or a distribution with its mean in minutes and coefficient of variation.",
+)
 def worker(
     broker_addr: str | None,
     metrics_port: int,
@@ -140,6 +150,7 @@ def worker(
     max_exported: int,
     always_export: str,
     movement_specs: tuple[str, ...],
+    interval_spec: str,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -157,6 +168,7 @@ def worker(
                 "--metrics-port"
             )
         families = movements.parse(movement_specs) if movement_specs else movements.DEFAULT
+        interval = configured_weights(interval_spec)
         wanted = {POSTS: partitions, REJECTED: partitions, DELTAS: partitions}
         actual = asyncio.run(ensure_topics(bootstrap, wanted))
     except USER_ERRORS as exc:
@@ -179,6 +191,7 @@ def worker(
             dict.fromkeys(t for t in map(normalise, always_export.split(",")) if t)
         ),
         movements=tuple(families.items()),
+        generation_interval=interval or (),
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))

@@ -9,7 +9,7 @@ stream steps, never halfway through one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,7 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
 from pipeline.virality import movements, topk
-from pipeline.virality.rates import doubling_time_seconds, growth_ratio, window_rates
+from pipeline.virality.generation import mean_lag
+from pipeline.virality.rates import HISTORY, doubling_time_seconds, growth_ratio, window_rates
+from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, Estimate, cori
 from pipeline.virality.trend import trend_score
 
 if TYPE_CHECKING:
@@ -52,6 +54,15 @@ def _pipeline_families() -> dict[str, Metric]:
         ),
         "outages": CounterMetricFamily(
             "spread_broker_outages", "Times this worker lost its broker (see agents.health)."
+        ),
+        "gi_mean": GaugeMetricFamily(
+            "spread_generation_interval_mean_seconds",
+            "Mean of the generation interval R_t uses: learned from parent links once "
+            "spread_generation_interval_samples reaches 200, else configured or the default.",
+        ),
+        "gi_samples": CounterMetricFamily(
+            "spread_generation_interval_samples",
+            "Parent -> child lags this worker learned the generation interval from.",
         ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
@@ -99,6 +110,22 @@ def _hashtag_families() -> dict[str, Metric]:
             "minutes before, in standard errors (event time; see pipeline.virality.trend).",
             labels=["hashtag"],
         ),
+        "rt": GaugeMetricFamily(
+            "hashtag_reproduction_number",
+            "R_t: children per post over the last 30 minutes of event time (Cori et al. 2013, "
+            "posts without a parent as imported cases; absent with too little data).",
+            labels=["hashtag"],
+        ),
+        "rt_lower": GaugeMetricFamily(
+            "hashtag_reproduction_number_lower",
+            "2.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=["hashtag"],
+        ),
+        "rt_upper": GaugeMetricFamily(
+            "hashtag_reproduction_number_upper",
+            "97.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=["hashtag"],
+        ),
         "tracked": GaugeMetricFamily(
             "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
         ),
@@ -142,6 +169,22 @@ def _movement_families() -> dict[str, Metric]:
             "The movement's posts in the last hour / the hour before (absent if none).",
             labels=["movement"],
         ),
+        "rt": GaugeMetricFamily(
+            "movement_reproduction_number",
+            "R_t: children per post over the last 30 minutes of event time (Cori et al. 2013, "
+            "posts without a parent as imported cases; absent with too little data).",
+            labels=["movement"],
+        ),
+        "rt_lower": GaugeMetricFamily(
+            "movement_reproduction_number_lower",
+            "2.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=["movement"],
+        ),
+        "rt_upper": GaugeMetricFamily(
+            "movement_reproduction_number_upper",
+            "97.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=["movement"],
+        ),
         "trend": GaugeMetricFamily(
             "movement_trend_score",
             "The movement's trend score (as hashtag_trend_score).",
@@ -170,10 +213,16 @@ class PipelineCollector(_Collector):
     hashtags' totals at most, no exposition of per-hashtag series."""
 
     def __init__(
-        self, app: faust.App, ingest: Ingest, counters: Counters, probe: BrokerProbe
+        self,
+        app: faust.App,
+        ingest: Ingest,
+        counters: Counters,
+        probe: BrokerProbe,
+        interval: Sequence[float] = (),
     ) -> None:
         super().__init__(app, ingest, counters)
         self.probe = probe
+        self.configured = list(interval)
 
     def describe(self) -> list[Metric]:
         # Sample-less families tell the registry which names this collector serves, so a
@@ -211,6 +260,12 @@ class PipelineCollector(_Collector):
         yield fam["outages"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]
+        learned = self.ingest.parents.interval
+        weights = self.configured or learned.weights()
+        fam["gi_mean"].add_metric([], 60 * mean_lag(weights))
+        yield fam["gi_mean"]
+        fam["gi_samples"].add_metric([], learned.samples)
+        yield fam["gi_samples"]
 
 
 class HashtagCollector(_Collector):
@@ -225,10 +280,12 @@ class HashtagCollector(_Collector):
         counters: Counters,
         max_hashtags: int,
         always_export: Collection[str],
+        interval: Sequence[float] = (),
     ) -> None:
         super().__init__(app, ingest, counters)
         self.max_hashtags = max_hashtags
         self.always_export = frozenset(always_export)
+        self.configured = list(interval)
 
     def describe(self) -> list[Metric]:
         return [*_hashtag_families().values(), *_movement_families().values()]
@@ -240,6 +297,23 @@ class HashtagCollector(_Collector):
         fam = _hashtag_families()
         moves = _movement_families()
         keys = counters.recent_keys(watermark) if watermark is not None else None
+        weights = self.configured or self.ingest.parents.interval.weights()
+        # R_t reads further back than the rates: the window and the interval's support.
+        rt_keys = (
+            counters.recent_keys(watermark, max(HISTORY, SKIP_NEWEST + WINDOW + len(weights)))
+            if watermark is not None
+            else None
+        )
+
+        def estimate(tag: str) -> Estimate | None:
+            if rt_keys is None:
+                return None
+            return cori(
+                counters.recent_children(tag, rt_keys),
+                counters.recent_counts(tag, rt_keys),
+                weights,
+            )
+
         tracked: dict[str, Signals] = {}
         for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
@@ -247,6 +321,7 @@ class HashtagCollector(_Collector):
             counts = counters.recent_counts(tag, keys) if keys is not None else None
             signals = Signals(value, counts)
             if movements.is_key(tag):
+                signals.rt = estimate(tag)
                 signals.add_to(moves, movements.name_of(tag))
             else:
                 tracked[tag] = signals
@@ -256,6 +331,8 @@ class HashtagCollector(_Collector):
             self.always_export,
         )
         for tag in sorted(exported):
+            # Only exported tags: R_t reads ~150 buckets per tag, too many for a long tail.
+            tracked[tag].rt = estimate(tag)
             tracked[tag].add_to(fam, tag)
         fam["tracked"].add_metric([], len(tracked))
         fam["exported"].add_metric([], len(exported))
@@ -266,7 +343,7 @@ class HashtagCollector(_Collector):
 class Signals:
     """One hashtag's (or movement's) exported values, from its total and newest buckets."""
 
-    __slots__ = ("counts", "growth", "rates", "trend", "value")
+    __slots__ = ("counts", "growth", "rates", "rt", "trend", "value")
 
     def __init__(self, value: dict, counts: list[int] | None) -> None:
         self.value = value
@@ -274,6 +351,7 @@ class Signals:
         self.rates = window_rates(counts) if counts is not None else {}
         self.growth = growth_ratio(counts) if counts is not None else None
         self.trend = trend_score(counts) if counts is not None else 0.0
+        self.rt: Estimate | None = None
 
     def add_to(self, fam: dict[str, Metric], label: str) -> None:
         value = self.value
@@ -291,3 +369,7 @@ class Signals:
                 fam["doubling"].add_metric([label], doubling_time_seconds(self.growth))
         if self.counts is not None:
             fam["trend"].add_metric([label], self.trend)
+        if self.rt is not None:
+            fam["rt"].add_metric([label], self.rt.mean)
+            fam["rt_lower"].add_metric([label], self.rt.lower)
+            fam["rt_upper"].add_metric([label], self.rt.upper)

@@ -6,7 +6,8 @@ worker owns a disjoint set of hashtags and exports only those):
 ``hashtag-totals``
     ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks}``
 ``hashtag-minutes`` (tumbling 60 s windows, event time, closed-open ``[m, m + 60)``)
-    ``[posts, marks]`` per (hashtag, minute)
+    ``[posts, marks, children]`` per (hashtag, minute); ``children`` are the posts that name
+    a parent (the reproduction number's secondary cases)
 
 ``marks`` is the highest source offset applied per ``posts`` partition; a delta at or below its
 mark is a redelivery and is skipped (:mod:`pipeline.deltas`). Delta records are taken in
@@ -93,7 +94,9 @@ class Counters:
                 ranges_ = wire.marked(entry_ranges)
                 if wm is not None and (wm_seen is None or wm > wm_seen):
                     wm_seen = wm
-                for tag, (posts, by_region, by_minute, first_seen) in tags.items():
+                for tag, delta in tags.items():
+                    posts, by_region, by_minute, first_seen = delta[:4]
+                    children = dict(delta[4]) if len(delta) > 4 and delta[4] else None
                     pending = new_totals.get(tag)
                     if pending is None:
                         stored = totals.get(tag)
@@ -112,12 +115,12 @@ class Counters:
                         key = (tag, ranges(float(minute))[0])
                         pending_bucket = new_buckets.get(key)
                         if pending_bucket is None:
-                            stored = buckets.get(key)
-                            bucket = [stored[0], dict(stored[1])] if stored else [0, {}]
+                            bucket = wire.new_bucket(buckets.get(key))
                         else:
                             bucket = pending_bucket[1]
                         if wire.check(bucket[1], ranges_) == wire.APPLY:
-                            wire.merge_bucket(bucket, ranges_, count)
+                            kids = children.get(minute, 0) if children else 0
+                            wire.merge_bucket(bucket, ranges_, count, kids)
                             new_buckets[key] = (partition, bucket)
         self.delta_watermark = wm_seen
         return (
@@ -125,11 +128,11 @@ class Counters:
             [(p, key, bucket) for key, (p, bucket) in new_buckets.items()],
         )
 
-    def recent_keys(self, watermark: float) -> list[tuple[float, float]]:
-        """Window ranges of the newest ``HISTORY`` minutes, the watermark's bucket first;
+    def recent_keys(self, watermark: float, minutes: int = HISTORY) -> list[tuple[float, float]]:
+        """Window ranges of the newest ``minutes`` minutes, the watermark's bucket first;
         computed once per scrape, then looked up for every hashtag."""
         ranges = self.minutes.table.window.ranges
-        return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, HISTORY))]
+        return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, minutes))]
 
     def recent_counts(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:
         buckets = plain_dict(self.minutes.table)
@@ -137,6 +140,14 @@ class Counters:
         for rng in keys:
             value = buckets.get((tag, rng))
             out.append(value[0] if value else 0)
+        return out
+
+    def recent_children(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:
+        buckets = plain_dict(self.minutes.table)
+        out = []
+        for rng in keys:
+            value = buckets.get((tag, rng))
+            out.append(value[2] if value and len(value) > 2 else 0)
         return out
 
     def minute_count(self, tag: str, minute: int) -> int:

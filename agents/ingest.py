@@ -26,6 +26,7 @@ from pipeline import deltas as wire
 from pipeline.aggregate import RecordSummary, summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
 from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.virality.parents import ParentClock
 
 if TYPE_CHECKING:
     import faust
@@ -58,6 +59,10 @@ class Ingest:
         movements: dict[str, str] | None = None,
     ) -> None:
         self.app = app
+        # Lags between parents and children, learned from the records read here (in memory:
+        # after a restart it learns again, with the default interval meanwhile).
+        self.parents = ParentClock()
+        parents = self.parents
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
         n_deltas = topology.deltas
         partition_cache = {} if partition_cache is None else partition_cache
@@ -99,6 +104,7 @@ class Ingest:
                         limits=limits,
                         now=now,
                         movements=movements,
+                        parents=parents,
                     )
                     if summary.max_ts is not None and (
                         fresh_wm is None or summary.max_ts > fresh_wm

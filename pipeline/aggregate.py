@@ -4,10 +4,13 @@ The ingest agent calls :func:`summarise` once per Kafka record; everything it pr
 plain data so it is unit-tested without a broker. Per distinct normalised hashtag a record
 yields one :data:`TagDelta`::
 
-    [posts, {region: posts}, {minute_start: posts}, {region: earliest_ts}]
+    [posts, {region: posts}, {minute_start: posts}, {region: earliest_ts},
+     {minute_start: children}]
 
 ``minute_start`` is the event time floored to the minute, aligned to the epoch (closed-open
-buckets ``[m, m + 60)``).
+buckets ``[m, m + 60)``). ``children`` counts the posts that name a ``parent`` (a non-empty
+string): the secondary cases of the reproduction number (:mod:`pipeline.virality.reproduction`),
+as opposed to posts that start a cascade.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import orjson
 from pipeline import hashtags, regions
 from pipeline.events import split_record, validate
 from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.virality.parents import ParentClock
 
-TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float]]
+TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float], dict[int, int]]
 
 _normalise_tag = lru_cache(maxsize=1 << 16)(hashtags.normalise)
 _normalise_region = lru_cache(maxsize=1024)(regions.normalise)
@@ -51,6 +55,7 @@ def summarise(
     limits: Limits = DEFAULT_LIMITS,
     now: float | None = None,
     movements: Mapping[str, str] | None = None,
+    parents: ParentClock | None = None,
 ) -> RecordSummary:
     """Decode, validate, normalise and pre-aggregate every event line of one record.
 
@@ -60,6 +65,8 @@ def summarise(
     ``now`` is the clock they are checked against (default: the wall clock).
     ``movements``: normalised tag → movement key (:func:`pipeline.virality.movements.index`);
     an event with any tag of a movement also counts once under that movement's key.
+    ``parents``: times accepted events with hashtags against their parents, to learn the
+    generation interval (:class:`pipeline.virality.parents.ParentClock`).
     """
     out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
@@ -109,6 +116,10 @@ def summarise(
                 k = movements.get(tag)
                 if k is not None and k not in distinct:
                     distinct.append(k)
+        parent = event.get("parent")
+        child = type(parent) is str and parent != ""
+        if parents is not None:
+            parents.observe(event["id"], ts, parent if child else None)
         region = event.get("region")
         # Only strings reach the cache: a list or an object is unhashable (and not a region).
         region = _normalise_region(region) if type(region) is str else regions.UNKNOWN
@@ -116,7 +127,13 @@ def summarise(
         for tag in distinct:
             delta = tags_out.get(tag)
             if delta is None:
-                tags_out[tag] = [1, {region: 1}, {minute: 1}, {region: ts}]
+                tags_out[tag] = [
+                    1,
+                    {region: 1},
+                    {minute: 1},
+                    {region: ts},
+                    {minute: 1} if child else {},
+                ]
                 continue
             delta[0] += 1
             by_region = delta[1]
@@ -127,5 +144,8 @@ def summarise(
             earliest = first.get(region)
             if earliest is None or ts < earliest:
                 first[region] = ts
+            if child:
+                children = delta[4]
+                children[minute] = children.get(minute, 0) + 1
     out.max_ts = max_ts
     return out

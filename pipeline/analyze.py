@@ -20,6 +20,8 @@ from typing import Any
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
 from pipeline.virality import movements
+from pipeline.virality.generation import mean_lag
+from pipeline.virality.parents import ParentClock
 from pipeline.virality.rates import (
     HISTORY,
     doubling_time_seconds,
@@ -27,6 +29,7 @@ from pipeline.virality.rates import (
     window_minutes,
     window_rates,
 )
+from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, Estimate, cori
 from pipeline.virality.trend import trend_score
 
 
@@ -41,6 +44,10 @@ class Analysis:
     regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    children: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # w_1..w_K for R_t: configured, else learned from parent links as the worker does.
+    interval: tuple[float, ...] = ()
+    parents: ParentClock = field(default_factory=ParentClock)
     # The movements (pipeline.virality.movements), keyed by name, with the same fields: what
     # the worker exports as movement_*. None inside a movements analysis.
     movements: Analysis | None = None
@@ -50,6 +57,19 @@ class Analysis:
             return None
         window = reversed(window_minutes(self.watermark, HISTORY))
         return [self.minutes[tag].get(m, 0) for m in window]
+
+    def weights(self) -> list[float]:
+        return list(self.interval) or self.parents.interval.weights()
+
+    def reproduction(self, tag: str) -> Estimate | None:
+        """R_t at the watermark, from the same buckets and estimator as the worker."""
+        if self.watermark is None:
+            return None
+        weights = self.weights()
+        span = reversed(window_minutes(self.watermark, SKIP_NEWEST + WINDOW + len(weights)))
+        total, kids = self.minutes[tag], self.children[tag]
+        minutes = list(span)
+        return cori([kids.get(m, 0) for m in minutes], [total.get(m, 0) for m in minutes], weights)
 
     def rates(self, tag: str) -> dict[str, float]:
         counts = self._recent(tag)
@@ -68,6 +88,7 @@ class Analysis:
             "growth_ratio": growth,
             "doubling_time_seconds": _json_number(doubling_time_seconds(growth)),
             "trend_score": trend_score(counts) if counts is not None else None,
+            "reproduction_number": _estimate(self.reproduction(tag)),
         }
 
     def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
@@ -76,6 +97,11 @@ class Analysis:
             "events": {"accepted": self.accepted, "rejected": dict(self.rejected)},
             "watermark": self.watermark,
             "skipped_source_lines": self.stats.skipped,
+            "generation_interval": {
+                "mean_seconds": 60 * mean_lag(self.weights()),
+                "learned_from": self.parents.interval.samples,
+                "configured": bool(self.interval),
+            },
             "hashtags": {tag: self.signals(tag) for tag in chosen if tag in self.posts},
             **(
                 {"movements": {name: self.movements.signals(name) for name in self.movements.posts}}
@@ -83,6 +109,10 @@ class Analysis:
                 else {}
             ),
         }
+
+
+def _estimate(e: Estimate | None) -> dict[str, float] | None:
+    return None if e is None else {"mean": e.mean, "lower": e.lower, "upper": e.upper}
 
 
 def _json_number(value: float | None) -> float | str | None:
@@ -94,25 +124,29 @@ def analyze(
     paths: Sequence[str | Path],
     selection: Selection,
     movement_tags: Mapping[str, Iterable[str]] = movements.DEFAULT,
+    interval: Sequence[float] = (),
 ) -> Analysis:
-    """``movement_tags``: the movements to count, as the worker's ``--movement``."""
-    out = Analysis(ReplayStats())
-    out.movements = moves = Analysis(out.stats)
+    """``movement_tags``: the movements to count, as the worker's ``--movement``;
+    ``interval``: a configured generation interval (default: learned, as the worker does)."""
+    out = Analysis(ReplayStats(), interval=tuple(interval))
+    out.movements = moves = Analysis(out.stats, interval=out.interval, parents=out.parents)
     index = movements.index(movement_tags)
     for _ts, line in selected(paths, out.stats, selection):
-        s = summarise(line, envelope=True, movements=index)
+        s = summarise(line, envelope=True, movements=index, parents=out.parents)
         out.accepted += s.accepted
         out.rejected.update(reason for reason, _ in s.rejected)
         if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
             out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
-        for tag, (n, by_region, by_minute, first) in s.tags.items():
+        for tag, (n, by_region, by_minute, first, children) in s.tags.items():
             into = out
             if movements.is_key(tag):
                 into, tag = moves, movements.name_of(tag)
             into.posts[tag] += n
             into.regions[tag].update(by_region)
             into.minutes[tag].update(by_minute)
+            if children:
+                into.children[tag].update(children)
             seen = into.first_seen[tag]
             for region, ts in first.items():
                 if region not in seen or ts < seen[region]:

@@ -503,6 +503,14 @@ def demo(
     "--top", type=click.IntRange(1), default=20, show_default=True, help="Hashtags in the table."
 )
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON on stdout.")
+@click.option(
+    "--generation-interval",
+    "interval_spec",
+    default="learned",
+    show_default=True,
+    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
+    help="For R_t, as the worker's option of the same name.",
+)
 @event_time_window
 def analyze(
     files: Sequence[str],
@@ -510,6 +518,7 @@ def analyze(
     tags: tuple[str, ...],
     top: int,
     as_json: bool,
+    interval_spec: str,
     since: float | None,
     until: float | None,
 ) -> None:
@@ -519,10 +528,14 @@ def analyze(
     from pipeline.analyze import analyze as run_analysis
     from pipeline.hashtags import distinct
     from pipeline.replay import Selection
+    from pipeline.virality.parents import configured_weights
 
     wanted = distinct(tags)
     try:
-        result = run_analysis(files, Selection(fmt=fmt, since=since, until=until))
+        interval = configured_weights(interval_spec) or ()
+        result = run_analysis(
+            files, Selection(fmt=fmt, since=since, until=until), interval=interval
+        )
     except USER_ERRORS as exc:
         fail(str(exc))
     chosen = wanted or [t for t, _ in result.posts.most_common(None if as_json else top)]
@@ -534,12 +547,19 @@ def analyze(
         f"events {result.accepted + rejected:,} (accepted {result.accepted:,}, "
         f"rejected {rejected:,}); {len(result.posts):,} hashtags"
     )
-    click.echo(f"{'hashtag':<24} {'posts':>10} {'regions':>8} {'/min 1m':>9} {'15m':>9} {'1h':>9}")
+    click.echo(
+        f"{'hashtag':<24} {'posts':>10} {'regions':>8} {'/min 1m':>9} {'15m':>9} {'1h':>9} "
+        f"{'R_t':>6} {'trend':>8}"
+    )
     for tag in chosen:
-        r = result.rates(tag)
+        sig = result.signals(tag)
+        r = sig["posts_per_minute"]
+        rt = sig["reproduction_number"]
         click.echo(
             f"{tag:<24} {result.posts[tag]:>10,} {len(result.regions[tag]):>8} "
-            f"{r.get('1m', 0):>9.2f} {r.get('15m', 0):>9.2f} {r.get('1h', 0):>9.2f}"
+            f"{r.get('1m', 0):>9.2f} {r.get('15m', 0):>9.2f} {r.get('1h', 0):>9.2f} "
+            + (f"{rt['mean']:>6.2f}" if rt else f"{'-':>6}")
+            + f" {sig['trend_score'] or 0:>8.1f}"
         )
 
 

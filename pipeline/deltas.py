@@ -8,8 +8,12 @@ record holds entries; an entry sums the records of one or more contiguous offset
 ``[first, last]``, at most one per source partition ``sp`` (JSON)::
 
     {"e": [[[[sp, first, last], ...], wm,
-            {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts}]}],
+            {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts},
+                       [[minute_start, children], ...]]}],
            ...]}
+
+(``children``: posts naming a parent, per minute; absent in deltas written before it existed,
+which then count as 0.)
 
 A batch's new records make one entry whatever the number of source partitions in it, so a
 hashtag costs stage 2 one merge per batch, not one per source partition.
@@ -71,7 +75,7 @@ def entry(ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta]) -
     return [
         [list(r) for r in ranges],
         wm,
-        {t: [d[0], d[1], list(d[2].items()), d[3]] for t, d in tags.items()},
+        {t: [d[0], d[1], list(d[2].items()), d[3], list(d[4].items())] for t, d in tags.items()},
     ]
 
 
@@ -145,7 +149,18 @@ def merge_total(
     _advance_marks(value["m"], ranges)
 
 
-def merge_bucket(value: list[Any], ranges: list[tuple[str, int, int]], posts: int) -> None:
-    """Add to a ``[posts, marks]`` (hashtag, minute) bucket the caller owns."""
+def new_bucket(stored: list[Any] | None) -> list[Any]:
+    """A ``[posts, marks, children]`` (hashtag, minute) bucket the caller owns: a copy of
+    ``stored`` (whose ``children`` may be missing: written before it existed) or empty."""
+    if not stored:
+        return [0, {}, 0]
+    return [stored[0], dict(stored[1]), stored[2] if len(stored) > 2 else 0]
+
+
+def merge_bucket(
+    value: list[Any], ranges: list[tuple[str, int, int]], posts: int, children: int = 0
+) -> None:
+    """Add to a bucket from :func:`new_bucket`."""
     value[0] += posts
+    value[2] += children
     _advance_marks(value[1], ranges)

@@ -58,3 +58,5 @@ class WorkerSettings:
     # (name, normalised tags) per movement (pipeline.virality.movements); exported as
     # movement_*, and their tags always get hashtag_* series.
     movements: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # w_1..w_K of a configured generation interval; empty: learned from parent links.
+    generation_interval: tuple[float, ...] = ()

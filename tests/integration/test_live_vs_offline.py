@@ -58,14 +58,17 @@ def files_for(fmt: str, tmp: Path) -> list[Path]:
 )
 def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt):
     files = [str(p) for p in files_for(fmt, tmp_path)]
-    result = run_cli("analyze", "--json", *files)
+    # R_t with the same configured generation interval on both sides: a learned one depends
+    # on the order partitions are read in (pipeline.virality.parents).
+    interval = ("--generation-interval", "gamma:30:0.6")
+    result = run_cli("analyze", "--json", *interval, *files)
     assert result.returncode == 0, result.stderr.decode()
     offline = json.loads(result.stdout)
     expected_events = offline["events"]["accepted"] + sum(offline["events"]["rejected"].values())
     tags = offline["hashtags"]
     assert tags, "the files carry hashtags"
 
-    worker = make_worker(extra_args=("--max-hashtags", "0")).start()
+    worker = make_worker(extra_args=("--max-hashtags", "0", *interval)).start()
     replay(broker, *files)
 
     def done():
@@ -102,6 +105,16 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
     assert by_label(m, "hashtag_trend_score", "hashtag") == pytest.approx(
         {t: v["trend_score"] for t, v in tags.items()}
     )
+    rt = {t: v["reproduction_number"] for t, v in tags.items() if v["reproduction_number"]}
+    if fmt == "native":
+        assert rt, "the sample has enough children for R_t"
+    for name in ("", "_lower", "_upper"):
+        assert by_label(m, f"hashtag_reproduction_number{name}", "hashtag") == pytest.approx(
+            {t: e[(name or "_mean")[1:]] for t, e in rt.items()}
+        )
+    assert single(m, "spread_generation_interval_mean_seconds") == pytest.approx(
+        offline["generation_interval"]["mean_seconds"]
+    )
     # The movement (metoo and its language variants, each event once) agrees too.
     moves = offline["movements"]
     if fmt in ("native", "csv"):
@@ -120,6 +133,9 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
     )
     assert by_label(m, "movement_trend_score", "movement") == pytest.approx(
         {t: v["trend_score"] for t, v in moves.items()}
+    )
+    assert by_label(m, "movement_reproduction_number", "movement") == pytest.approx(
+        {t: v["reproduction_number"]["mean"] for t, v in moves.items() if v["reproduction_number"]}
     )
     rejected = {k: v for k, v in by_label(m, "spread_events_rejected_total", "reason").items() if v}
     assert rejected == offline["events"]["rejected"]

@@ -68,6 +68,22 @@ async def test_counters_apply_deltas_once(app):
     assert last[("test-agents-hashtag-totals-changelog", "metoo")] == metoo
 
 
+async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
+    counters = app.spread_counters
+    post = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["metoo"]}
+    reply = {**post, "id": "2", "ts": 130.0, "parent": "1"}
+    async with counters.agent.test_context() as agent:
+        await put_record(agent, [(0, 0, 0)], post, reply)
+        await put_record(agent, [(0, 0, 0)], reply)  # redelivered: skipped, children too
+        # A delta written before children were counted: four fields, counted as posts only.
+        old = wire.entry([(0, 1, 1)], 131.0, {"metoo": [1, {"FR": 1}, {120: 1}, {"FR": 131.0}, {}]})
+        old[2]["metoo"] = old[2]["metoo"][:4]
+        await agent.put(wire.encode([old]), partition=wire.partition_for("metoo", 4))
+    keys = counters.recent_keys(131.0)
+    assert counters.recent_counts("metoo", keys)[:2] == [3, 0]
+    assert counters.recent_children("metoo", keys)[:2] == [1, 0]
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """Records what agents send to topics: the test context has no broker to produce to."""

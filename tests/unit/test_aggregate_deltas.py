@@ -12,22 +12,24 @@ def test_summarise_counts_once_per_distinct_tag_by_region_and_minute():
     s = summarise(
         env(
             {"id": "1", "ts": 120.5, "region": "fr", "hashtags": ["#MeToo", "METOO", "x"]},
-            {"id": "2", "ts": 61.0, "region": "XX", "hashtags": ["ＭｅＴｏｏ"]},
+            {"id": "2", "ts": 61.0, "region": "XX", "hashtags": ["ＭｅＴｏｏ"], "parent": "1"},
+            {"id": "5", "ts": 62.0, "hashtags": ["x"], "parent": ""},  # not a parent: a post
             {"id": "3", "ts": 179.0, "hashtags": []},
             b"{broken",
             {"id": 4, "ts": 1},
         )
     )
-    assert s.accepted == 3
+    assert s.accepted == 4
     assert [r for r, _ in s.rejected] == ["invalid_json", "bad_id"]
     assert s.rejected[0][1] == b"{broken"
     assert s.max_ts == 179.0
-    posts, regions, minutes, first = s.tags["metoo"]
+    posts, regions, minutes, first, children = s.tags["metoo"]
     assert posts == 2
     assert regions == {"FR": 1, "ZZ": 1}
     assert minutes == {120: 1, 60: 1}
     assert first == {"FR": 120.5, "ZZ": 61.0}
-    assert s.tags["x"][0] == 1
+    assert children == {60: 1}  # the post naming a parent, in its minute
+    assert s.tags["x"][0] == 2 and s.tags["x"][4] == {}
 
 
 def test_minute_buckets_are_epoch_aligned_and_closed_open():
@@ -57,7 +59,7 @@ def test_delta_roundtrip_and_split():
     ]
     decoded = wire.decode(wire.encode(entries))
     assert [e[:2] for e in decoded] == [[[[3, 17, 20], [5, 2, 9]], 60], [[[3, 21, 21]], None]]
-    assert decoded[0][2]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}]
+    assert decoded[0][2]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}, []]
 
 
 def test_summarise_into_accumulates_records():
@@ -65,7 +67,7 @@ def test_summarise_into_accumulates_records():
     summarise(env({"id": "1", "ts": 60, "region": "US", "hashtags": ["a"]}), into=acc)
     second = summarise(env({"id": "2", "ts": 200, "region": "FR", "hashtags": ["A"]}), into=acc)
     assert second.tags is acc
-    assert acc["a"] == [2, {"US": 1, "FR": 1}, {60: 1, 180: 1}, {"US": 60, "FR": 200}]
+    assert acc["a"] == [2, {"US": 1, "FR": 1}, {60: 1, 180: 1}, {"US": 60, "FR": 200}, {}]
 
 
 def test_check_ranges_against_marks():
@@ -98,7 +100,12 @@ def test_merge_total_and_bucket_in_place():
     copy = wire.copy_total(v)
     wire.merge_total(copy, wire.marked([[0, 7, 7]]), 1, {"ZZ": 1}, {})
     assert v["n"] == 4 and "ZZ" not in v["r"] and v["m"]["0"] == 6  # the copy is independent
-    b = [0, {}]
-    wire.merge_bucket(b, wire.marked([[2, 0, 9]]), 3)
+    b = wire.new_bucket(None)
+    wire.merge_bucket(b, wire.marked([[2, 0, 9]]), 3, 2)
     wire.merge_bucket(b, wire.marked([[2, 10, 10], [4, 0, 1]]), 1)
-    assert b == [4, {"2": 10, "4": 1}]
+    assert b == [4, {"2": 10, "4": 1}, 2]
+    # A bucket stored before children were counted reads as none; the copy is independent.
+    old = [5, {"2": 3}]
+    copy = wire.new_bucket(old)
+    wire.merge_bucket(copy, wire.marked([[2, 4, 4]]), 1, 1)
+    assert copy == [6, {"2": 4}, 1] and old == [5, {"2": 3}]

@@ -63,7 +63,12 @@ def test_an_event_counts_once_for_its_movement_whatever_the_variants_it_carries(
         ]
     )
     s = summarise(record, envelope=True, movements=index)
-    assert s.tags["#metoo"] == [2, {"FR": 1, "ES": 1}, {60: 1, 120: 1}, {"FR": 60.0, "ES": 130.0}]
+    assert s.tags["#metoo"][:4] == [
+        2,
+        {"FR": 1, "ES": 1},
+        {60: 1, 120: 1},
+        {"FR": 60.0, "ES": 130.0},
+    ]
     assert s.tags["metoo"][0] == s.tags["moiaussi"][0] == s.tags["yotambien"][0] == 1
     # Without movements, nothing but hashtags.
     assert not any(movements.is_key(t) for t in summarise(record, envelope=True).tags)
