@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
-from pipeline.virality import movements, topk
+from pipeline.virality import movements, topk, users
 from pipeline.virality.generation import mean_lag
 from pipeline.virality.rates import HISTORY, doubling_time_seconds, growth_ratio, window_rates
 from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, Estimate, cori
@@ -126,6 +126,11 @@ def _hashtag_families() -> dict[str, Metric]:
             "97.5 % quantile of R_t's posterior (95 % credible band).",
             labels=["hashtag"],
         ),
+        "users": GaugeMetricFamily(
+            "hashtag_unique_users",
+            "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
+            labels=["hashtag"],
+        ),
         "tracked": GaugeMetricFamily(
             "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
         ),
@@ -183,6 +188,11 @@ def _movement_families() -> dict[str, Metric]:
         "rt_upper": GaugeMetricFamily(
             "movement_reproduction_number_upper",
             "97.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=["movement"],
+        ),
+        "users": GaugeMetricFamily(
+            "movement_unique_users",
+            "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
             labels=["movement"],
         ),
         "trend": GaugeMetricFamily(
@@ -359,6 +369,7 @@ class Signals:
         for region, n in value["r"].items():
             fam["region_total"].add_metric([label, region], n)
         fam["reached"].add_metric([label], len(value["r"]))
+        fam["users"].add_metric([label], users.estimate(value.get("u")))
         for region, ts in value["f"].items():
             fam["first_seen"].add_metric([label, region], ts)
         for window, per_minute in self.rates.items():

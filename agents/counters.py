@@ -4,7 +4,8 @@ Tables (both keyed by the normalised hashtag, on the partitions of ``hashtag-del
 worker owns a disjoint set of hashtags and exports only those):
 
 ``hashtag-totals``
-    ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks}``
+    ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks, "u": users}``
+    (``u``: the HyperLogLog sketch of its users, :mod:`pipeline.virality.users`)
 ``hashtag-minutes`` (tumbling 60 s windows, event time, closed-open ``[m, m + 60)``)
     ``[posts, marks, children]`` per (hashtag, minute); ``children`` are the posts that name
     a parent (the reproduction number's secondary cases)
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
+from pipeline.virality import users
 from pipeline.virality.rates import HISTORY, window_minutes
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Counters:
         # Entries found partly applied: impossible by construction (pipeline.deltas); counted
         # and exported so that a broken assumption shows instead of hiding.
         self.overlaps = 0
+        self.unions = users.Unions()
         # tag -> hashtag-deltas partition; shared with stage 1, which computes the same.
         self._partition_of: dict[str, int] = {} if partition_cache is None else partition_cache
 
@@ -86,6 +89,7 @@ class Counters:
         totals = plain_dict(self.totals)
         buckets = plain_dict(self.minutes.table)
         ranges = self.minutes.table.window.ranges
+        unions = self.unions
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
         new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
         wm_seen = self.delta_watermark
@@ -97,6 +101,7 @@ class Counters:
                 for tag, delta in tags.items():
                     posts, by_region, by_minute, first_seen = delta[:4]
                     children = dict(delta[4]) if len(delta) > 4 and delta[4] else None
+                    users_sketch = delta[5] if len(delta) > 5 else None
                     pending = new_totals.get(tag)
                     if pending is None:
                         stored = totals.get(tag)
@@ -106,6 +111,8 @@ class Counters:
                     verdict = wire.check(value["m"], ranges_)
                     if verdict == wire.APPLY:
                         wire.merge_total(value, ranges_, posts, by_region, first_seen)
+                        if users_sketch:
+                            value["u"] = unions.merge(tag, value.get("u"), users_sketch)
                         new_totals[tag] = (partition, value)
                     elif verdict == wire.OVERLAP:
                         self.overlaps += 1

@@ -5,12 +5,13 @@ plain data so it is unit-tested without a broker. Per distinct normalised hashta
 yields one :data:`TagDelta`::
 
     [posts, {region: posts}, {minute_start: posts}, {region: earliest_ts},
-     {minute_start: children}]
+     {minute_start: children}, {users}]
 
 ``minute_start`` is the event time floored to the minute, aligned to the epoch (closed-open
 buckets ``[m, m + 60)``). ``children`` counts the posts that name a ``parent`` (a non-empty
 string): the secondary cases of the reproduction number (:mod:`pipeline.virality.reproduction`),
-as opposed to posts that start a cascade.
+as opposed to posts that start a cascade. ``users`` is the set of the posts' ``user`` values
+(non-empty strings), for the unique-user sketches (:mod:`pipeline.virality.users`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pipeline.events import split_record, validate
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.virality.parents import ParentClock
 
-TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float], dict[int, int]]
+TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float], dict[int, int], set]
 
 _normalise_tag = lru_cache(maxsize=1 << 16)(hashtags.normalise)
 _normalise_region = lru_cache(maxsize=1024)(regions.normalise)
@@ -118,6 +119,9 @@ def summarise(
                     distinct.append(k)
         parent = event.get("parent")
         child = type(parent) is str and parent != ""
+        user = event.get("user")
+        if type(user) is not str or not user:
+            user = None
         if parents is not None:
             parents.observe(event["id"], ts, parent if child else None)
         region = event.get("region")
@@ -133,6 +137,7 @@ def summarise(
                     {minute: 1},
                     {region: ts},
                     {minute: 1} if child else {},
+                    {user} if user is not None else set(),
                 ]
                 continue
             delta[0] += 1
@@ -147,5 +152,7 @@ def summarise(
             if child:
                 children = delta[4]
                 children[minute] = children.get(minute, 0) + 1
+            if user is not None:
+                delta[5].add(user)
     out.max_ts = max_ts
     return out

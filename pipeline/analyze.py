@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
-from pipeline.virality import movements
+from pipeline.virality import movements, users
 from pipeline.virality.generation import mean_lag
 from pipeline.virality.parents import ParentClock
 from pipeline.virality.rates import (
@@ -45,6 +45,7 @@ class Analysis:
     first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     children: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    users: dict[str, Any] = field(default_factory=dict)  # tag -> HyperLogLog sketch
     # w_1..w_K for R_t: configured, else learned from parent links as the worker does.
     interval: tuple[float, ...] = ()
     parents: ParentClock = field(default_factory=ParentClock)
@@ -89,6 +90,7 @@ class Analysis:
             "doubling_time_seconds": _json_number(doubling_time_seconds(growth)),
             "trend_score": trend_score(counts) if counts is not None else None,
             "reproduction_number": _estimate(self.reproduction(tag)),
+            "unique_users": self.users[tag].get_estimate() if tag in self.users else 0.0,
         }
 
     def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
@@ -138,7 +140,7 @@ def analyze(
         if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
             out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
-        for tag, (n, by_region, by_minute, first, children) in s.tags.items():
+        for tag, (n, by_region, by_minute, first, children, who) in s.tags.items():
             into = out
             if movements.is_key(tag):
                 into, tag = moves, movements.name_of(tag)
@@ -147,6 +149,12 @@ def analyze(
             into.minutes[tag].update(by_minute)
             if children:
                 into.children[tag].update(children)
+            if who:
+                sketch = into.users.get(tag)
+                if sketch is None:
+                    sketch = into.users[tag] = users.sketch(())
+                for user in who:
+                    sketch.update(user)
             seen = into.first_seen[tag]
             for region, ts in first.items():
                 if region not in seen or ts < seen[region]:

@@ -61,7 +61,7 @@ def collect(items: Iterable[tuple[float | None, bytes]], step: int) -> History:
         h.last_step = at
         h.accepted[at] += s.accepted
         h.rejected[at] += len(s.rejected)
-        for tag, (n, by_region, by_minute, first, _children) in s.tags.items():
+        for tag, (n, by_region, by_minute, first, *_) in s.tags.items():
             h.posts[tag][at] += n
             for region, count in by_region.items():
                 h.regions[(tag, region)][at] += count

@@ -9,11 +9,12 @@ record holds entries; an entry sums the records of one or more contiguous offset
 
     {"e": [[[[sp, first, last], ...], wm,
             {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts},
-                       [[minute_start, children], ...]]}],
+                       [[minute_start, children], ...], users_sketch]}],
            ...]}
 
-(``children``: posts naming a parent, per minute; absent in deltas written before it existed,
-which then count as 0.)
+(``children``: posts naming a parent, per minute; ``users_sketch``: the HyperLogLog sketch of
+the entry's users, base64, ``""`` when none (:mod:`pipeline.virality.users`). Deltas written
+before these existed have four fields: no children, no users.)
 
 A batch's new records make one entry whatever the number of source partitions in it, so a
 hashtag costs stage 2 one merge per batch, not one per source partition.
@@ -43,6 +44,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from pipeline.aggregate import TagDelta
+from pipeline.virality import users
 
 
 def partition_for(tag: str, partitions: int) -> int:
@@ -75,7 +77,17 @@ def entry(ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta]) -
     return [
         [list(r) for r in ranges],
         wm,
-        {t: [d[0], d[1], list(d[2].items()), d[3], list(d[4].items())] for t, d in tags.items()},
+        {
+            t: [
+                d[0],
+                d[1],
+                list(d[2].items()),
+                d[3],
+                list(d[4].items()),
+                users.encode(users.sketch(d[5])) if d[5] else "",
+            ]
+            for t, d in tags.items()
+        },
     ]
 
 
@@ -119,11 +131,16 @@ def _advance_marks(marks: dict[str, int], ranges: list[tuple[str, int, int]]) ->
 
 
 def new_total() -> dict[str, Any]:
+    """``n`` posts, ``r`` by region, ``f`` first seen by region, ``m`` marks, and ``u`` the
+    users' sketch once there are users (:mod:`pipeline.virality.users`)."""
     return {"n": 0, "r": {}, "f": {}, "m": {}}
 
 
 def copy_total(value: Mapping[str, Any]) -> dict[str, Any]:
-    return {"n": value["n"], "r": dict(value["r"]), "f": dict(value["f"]), "m": dict(value["m"])}
+    copy = {"n": value["n"], "r": dict(value["r"]), "f": dict(value["f"]), "m": dict(value["m"])}
+    if "u" in value:
+        copy["u"] = value["u"]  # immutable text: shared, and its identity tells Unions it's ours
+    return copy
 
 
 def merge_total(

@@ -83,6 +83,7 @@ class Truth:
     region_posts: Counter = field(default_factory=Counter)  # (tag, region)
     first_seen: dict = field(default_factory=dict)  # (tag, region) -> ts
     minutes: dict = field(default_factory=lambda: defaultdict(Counter))  # tag -> minute -> n
+    users: dict = field(default_factory=lambda: defaultdict(set))  # tag -> distinct users
     bad_lines: list = field(default_factory=list)  # (reason, raw bytes)
 
     def growth(self, tag: str) -> float | None:
@@ -92,6 +93,19 @@ class Truth:
         recent = sum(n for m, n in counts.items() if last - 59 * 60 <= m <= last)
         before = sum(n for m, n in counts.items() if last - 119 * 60 <= m < last - 59 * 60)
         return recent / before if before else None
+
+    def trend(self, tag: str) -> float:
+        """README "Trend score": the 15 newest minute buckets' mean against an exponentially
+        weighted (half-life 30 min) mean and variance of the 105 before, z = (x − μ) /
+        sqrt((σ² + μ + 1) / 15)."""
+        last = math.floor(self.watermark / 60) * 60
+        counts = self.minutes[tag]
+        current = sum(counts.get(last - 60 * i, 0) for i in range(15)) / 15
+        older = [counts.get(last - 60 * i, 0) for i in range(15, 120)]
+        weights = [0.5 ** (j / 30) for j in range(len(older))]
+        mean = sum(w * n for w, n in zip(weights, older, strict=True)) / sum(weights)
+        var = sum(w * (n - mean) ** 2 for w, n in zip(weights, older, strict=True)) / sum(weights)
+        return (current - mean) / math.sqrt((var + mean + 1) / 15)
 
     def per_minute(self, tag: str, window_minutes: int) -> float:
         last = math.floor(self.watermark / 60) * 60
@@ -131,4 +145,7 @@ def compute(paths: list[Path]) -> Truth:
             key = (tag, region)
             truth.first_seen[key] = min(truth.first_seen.get(key, ts), ts)
             truth.minutes[tag][math.floor(ts / 60) * 60] += 1
+            user = event.get("user")
+            if isinstance(user, str) and user:
+                truth.users[tag].add(user)
     return truth

@@ -118,6 +118,10 @@ def assert_matches(m: Metrics, truth: Truth) -> None:
     assert by_label(m, "hashtag_growth_ratio", "hashtag") == pytest.approx(
         {t: g for t, g in growth.items() if g is not None}
     )
+    # A sketch, not a set: within 2 % of the exact count (README "Metrics").
+    assert by_label(m, "hashtag_unique_users", "hashtag") == pytest.approx(
+        {t: len(truth.users[t]) for t in truth.posts}, rel=0.02
+    )
 
 
 def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, edge_file):
@@ -212,7 +216,16 @@ def test_rejected_events_are_dead_lettered_with_reason(broker, make_worker, edge
 
 def test_series_are_capped_to_the_top_hashtags_plus_always_export(broker, make_worker):
     truth = compute([SAMPLE])
-    worker = make_worker(extra_args=("--max-hashtags", "3", "--always-export", "#Brexit,nope"))
+    worker = make_worker(
+        extra_args=(
+            "--max-hashtags",
+            "3",
+            "--always-export",
+            "#Brexit,nope",
+            "--movement",
+            "sport=NFL,worldseries",
+        )
+    )
     worker.start()
     replay(broker, str(SAMPLE))
 
@@ -227,12 +240,19 @@ def test_series_are_capped_to_the_top_hashtags_plus_always_export(broker, make_w
         )
 
     m = wait_for(counted, 60, "the worker to count the replay")
-    rank = sorted(truth.posts, key=lambda t: (-truth.per_minute(t, 15), -truth.posts[t], t))
+    # The top 3 by trend score, the always-export list and the movement's tags.
+    rank = sorted(truth.posts, key=lambda t: (-truth.trend(t), -truth.posts[t], t))
     exported = by_label(m, "hashtag_posts_total", "hashtag")
-    assert set(exported) == {*rank[:3], "brexit"}
+    assert by_label(m, "hashtag_trend_score", "hashtag") == pytest.approx(
+        {t: truth.trend(t) for t in exported}
+    )
+    movement_tags = {"nfl", "worldseries"} & set(truth.posts)
+    assert movement_tags, "the sample has the movement's tags"
+    assert set(exported) == {*rank[:3], "brexit", *movement_tags}
     assert exported == {t: truth.posts[t] for t in exported}  # exact, just fewer
     assert single(m, "spread_hashtags_tracked") == len(truth.posts)
-    assert single(m, "spread_hashtags_exported") == 4
+    assert single(m, "spread_hashtags_exported") == len(exported)
+    assert len(exported) > 4
     regions = {tag for tag, _ in by_label(m, "hashtag_region_posts_total", "hashtag", "region")}
     assert regions == set(exported)
 

@@ -105,6 +105,10 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
     assert by_label(m, "hashtag_trend_score", "hashtag") == pytest.approx(
         {t: v["trend_score"] for t, v in tags.items()}
     )
+    # Unique users: live unions of per-batch sketches, offline one sketch per tag.
+    assert by_label(m, "hashtag_unique_users", "hashtag") == pytest.approx(
+        {t: v["unique_users"] for t, v in tags.items()}, rel=0.02
+    )
     rt = {t: v["reproduction_number"] for t, v in tags.items() if v["reproduction_number"]}
     if fmt == "native":
         assert rt, "the sample has enough children for R_t"

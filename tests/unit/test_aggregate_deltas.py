@@ -2,6 +2,7 @@ import orjson
 
 from pipeline import deltas as wire
 from pipeline.aggregate import minute_of, summarise
+from pipeline.virality import users
 
 
 def env(*events) -> bytes:
@@ -12,8 +13,15 @@ def test_summarise_counts_once_per_distinct_tag_by_region_and_minute():
     s = summarise(
         env(
             {"id": "1", "ts": 120.5, "region": "fr", "hashtags": ["#MeToo", "METOO", "x"]},
-            {"id": "2", "ts": 61.0, "region": "XX", "hashtags": ["ＭｅＴｏｏ"], "parent": "1"},
-            {"id": "5", "ts": 62.0, "hashtags": ["x"], "parent": ""},  # not a parent: a post
+            {
+                "id": "2",
+                "ts": 61.0,
+                "region": "XX",
+                "hashtags": ["ＭｅＴｏｏ"],
+                "parent": "1",
+                "user": "ann",
+            },
+            {"id": "5", "ts": 62.0, "hashtags": ["x"], "parent": "", "user": 7},  # no parent, user
             {"id": "3", "ts": 179.0, "hashtags": []},
             b"{broken",
             {"id": 4, "ts": 1},
@@ -23,13 +31,14 @@ def test_summarise_counts_once_per_distinct_tag_by_region_and_minute():
     assert [r for r, _ in s.rejected] == ["invalid_json", "bad_id"]
     assert s.rejected[0][1] == b"{broken"
     assert s.max_ts == 179.0
-    posts, regions, minutes, first, children = s.tags["metoo"]
+    posts, regions, minutes, first, children, users = s.tags["metoo"]
     assert posts == 2
     assert regions == {"FR": 1, "ZZ": 1}
     assert minutes == {120: 1, 60: 1}
     assert first == {"FR": 120.5, "ZZ": 61.0}
     assert children == {60: 1}  # the post naming a parent, in its minute
-    assert s.tags["x"][0] == 2 and s.tags["x"][4] == {}
+    assert users == {"ann"}  # only non-empty strings are users
+    assert s.tags["x"][0] == 2 and s.tags["x"][4] == {} and s.tags["x"][5] == set()
 
 
 def test_minute_buckets_are_epoch_aligned_and_closed_open():
@@ -48,7 +57,12 @@ def test_partition_matches_kafka_default_partitioner():
 
 
 def test_delta_roundtrip_and_split():
-    s = summarise(env({"id": "1", "ts": 60, "region": "US", "hashtags": ["a", "b", "c"]}))
+    s = summarise(
+        env(
+            {"id": "1", "ts": 60, "region": "US", "hashtags": ["a", "b", "c"], "user": "u1"},
+            {"id": "2", "ts": 61, "region": "US", "hashtags": ["c"], "user": "u2"},
+        )
+    )
     parts = wire.split_by_partition(s.tags, 4)
     assert sorted(t for tags in parts.values() for t in tags) == ["a", "b", "c"]
     for p, tags in parts.items():
@@ -58,8 +72,11 @@ def test_delta_roundtrip_and_split():
         wire.entry([(3, 21, 21)], None, {}),
     ]
     decoded = wire.decode(wire.encode(entries))
-    assert [e[:2] for e in decoded] == [[[[3, 17, 20], [5, 2, 9]], 60], [[[3, 21, 21]], None]]
-    assert decoded[0][2]["a"] == [1, {"US": 1}, [[60, 1]], {"US": 60}, []]
+    assert [e[:2] for e in decoded] == [[[[3, 17, 20], [5, 2, 9]], 61], [[[3, 21, 21]], None]]
+    assert decoded[0][2]["a"][:5] == [1, {"US": 1}, [[60, 1]], {"US": 60}, []]
+    # Users travel as a HyperLogLog sketch (base64): small counts are exact.
+    assert round(users.estimate(decoded[0][2]["a"][5]), 6) == 1
+    assert round(users.estimate(decoded[0][2]["c"][5]), 6) == 2
 
 
 def test_summarise_into_accumulates_records():
@@ -67,7 +84,7 @@ def test_summarise_into_accumulates_records():
     summarise(env({"id": "1", "ts": 60, "region": "US", "hashtags": ["a"]}), into=acc)
     second = summarise(env({"id": "2", "ts": 200, "region": "FR", "hashtags": ["A"]}), into=acc)
     assert second.tags is acc
-    assert acc["a"] == [2, {"US": 1, "FR": 1}, {60: 1, 180: 1}, {"US": 60, "FR": 200}, {}]
+    assert acc["a"] == [2, {"US": 1, "FR": 1}, {60: 1, 180: 1}, {"US": 60, "FR": 200}, {}, set()]
 
 
 def test_check_ranges_against_marks():

@@ -1,0 +1,76 @@
+"""Unique users per hashtag: HyperLogLog sketches (Apache DataSketches), mergeable and small.
+
+Counting distinct users exactly would keep every user id of every hashtag. A HyperLogLog
+sketch with ``LG_K = 14`` (2^14 registers of 4 bits, 8 KiB at most) estimates the count with a
+relative standard error of about 0.8 %, so within 2 % about 98 % of the time, whatever the
+count; below a few hundred users it keeps the exact list of coupons, so small counts are exact
+in practice. Sketches union without loss: the union of two sketches is the sketch of the union
+of their users, and adding the same sketch twice changes nothing, so a redelivered delta cannot
+inflate a count.
+
+Stage 1 collects the users of each tag in a batch (a set) and ships their sketch, serialised
+compact and base64-encoded in the JSON delta (:func:`encode`). Stage 2 unions it into the
+hashtag's stored sketch (:class:`Unions` keeps the union objects in memory between batches;
+the stored value is the base64 text, written to the changelog like the rest of the total).
+The collector reads estimates from the stored text at scrape time (:func:`estimate`).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+
+from datasketches import hll_sketch, hll_union, tgt_hll_type
+
+LG_K = 14
+_TYPE = tgt_hll_type.HLL_4
+
+
+def sketch(users: Iterable[str]) -> hll_sketch:
+    s = hll_sketch(LG_K, _TYPE)
+    for user in users:
+        s.update(user)
+    return s
+
+
+def encode(s: hll_sketch) -> str:
+    return base64.b64encode(s.serialize_compact()).decode("ascii")
+
+
+def decode(text: str) -> hll_sketch:
+    return hll_sketch.deserialize(base64.b64decode(text))
+
+
+def estimate(text: str | None) -> float:
+    return decode(text).get_estimate() if text else 0.0
+
+
+class Unions:
+    """Stage 2's in-memory unions, one per hashtag, valid only while the stored text is the
+    one this process wrote: after a rebalance or a restore the text differs and the union is
+    rebuilt from it, so a union never carries users the stored sketch lost."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        # Insertion-ordered: the least recently merged tag is first, evicted beyond capacity
+        # (a cold tag's union is rebuilt from its stored text, cheap for a small sketch).
+        self._unions: dict[str, tuple[str, hll_union]] = {}
+        self.capacity = capacity
+
+    def merge(self, key: str, stored: str | None, incoming: str) -> str:
+        """The encoded union of ``stored`` (this key's current text) and ``incoming``."""
+        cached = self._unions.pop(key, None)
+        if cached is not None and cached[0] is stored:
+            union = cached[1]
+        else:
+            union = hll_union(LG_K)
+            if stored:
+                union.update(decode(stored))
+        union.update(decode(incoming))
+        text = encode(union.get_result(_TYPE))
+        self._unions[key] = (text, union)
+        if len(self._unions) > self.capacity:
+            del self._unions[next(iter(self._unions))]
+        return text
+
+    def __len__(self) -> int:
+        return len(self._unions)
