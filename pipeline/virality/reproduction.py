@@ -24,12 +24,24 @@ Callers pass the newest ``skip_newest + window + len(weights)`` minutes; missing
 count as zero (an estimate right after a tag appeared is then still fine: nothing came before).
 
 ``skip_newest`` (default 1) leaves the watermark's bucket out: in a live stream it is still
-filling (seconds of a minute, plus late events), so counting it as a full minute would bias R
-low by up to ``1 / window`` with no gain in information. 0 suits a finished replay.
+filling (seconds of a minute, plus late events), so counting it as a full minute biases R low,
+by up to ``1 / window`` (measured on the simulator's ``branching`` scenario with the watermark
+30 s into its bucket: -1.7 % with a 30-minute window and 0, none with 1). 0 suits a finished
+replay.
 
-``window`` (default 30 min): one mean generation interval (30 min for the default one), the
-usual choice with EpiEstim (a window about as long as the serial interval). Shorter follows
-changes faster but is noisier; the posterior's width says how noisy.
+``window`` (default 60 min): two mean generation intervals of the default one, and the hour
+the growth ratio looks at. EpiEstim's usual window is about one serial interval; it follows
+changes faster but is noisier, and hashtags are noisier than epidemics (a few posts with
+huge cascades), so the default is the longer one: after R changes, the estimate follows in about
+one generation interval plus the window (90 minutes). ``spread analyze`` and the worker use
+the same default. On ``branching`` (R 0.6 / 1.2 / 0.9 / 0.4 at scale 0.5: ~2,000 events an hour in
+the quiet phases, up to 60,000 in the busy ones) the relative error's sd was 4.7 / 1.5 / 0.9 /
+4.9 % with 30 min and 3.3 / 1.1 / 0.7 / 3.3 % with 60 min, without bias (means within ±0.7 %).
+
+The interval is the Poisson posterior's: when offspring are overdispersed (a few events with many
+children, as in real cascades and in the simulator, negative binomial with k = 1) it is too
+narrow: on ``branching`` the 95 % interval held the true R at 88 % of the points (72-100 %
+per run).
 
 No estimate (None) while ``Σ_W Λ < min_expected`` (default 10): fewer than 10 children would be
 expected at R = 1, the posterior's coefficient of variation would then be above 1/sqrt(11) ≈ 0.3
@@ -45,7 +57,7 @@ from statistics import NormalDist
 
 from pipeline.virality.generation import gamma_p
 
-WINDOW = 30
+WINDOW = 60
 SKIP_NEWEST = 1
 PRIOR_SHAPE = 1.0  # a: prior mean a·b = 5, sd sqrt(a)·b = 5, EpiEstim's default
 PRIOR_SCALE = 5.0  # b
@@ -106,6 +118,24 @@ def infectiousness(total_newest_first: Sequence[int], weights: Sequence[float], 
     return sum(weights[k] * total_newest_first[s + 1 + k] for k in range(max(0, end)))
 
 
+def window_infectiousness(
+    total_newest_first: Sequence[int], weights: Sequence[float], first: int, window: int
+) -> float:
+    """``Σ_{s=first}^{first+window-1} Λ_s`` in O(window + K) rather than O(window · K):
+    ``Σ_k w_k · (total[first+k+1] + ... + total[first+window+k])``, from prefix sums (the
+    collector computes it for every exported tag at each scrape)."""
+    prefix = [0]
+    for n in total_newest_first:
+        prefix.append(prefix[-1] + n)
+    last = len(total_newest_first)
+    out = 0.0
+    for k, w in enumerate(weights, 1):
+        lo = min(first + k, last)
+        hi = min(first + window + k, last)
+        out += w * (prefix[hi] - prefix[lo])
+    return out
+
+
 def cori(
     local_newest_first: Sequence[int],
     total_newest_first: Sequence[int],
@@ -125,7 +155,7 @@ def cori(
         raise ValueError("the prior's a and b must be > 0")
     span = range(skip_newest, skip_newest + window)
     children = sum(local_newest_first[s] for s in span if s < len(local_newest_first))
-    expected = sum(infectiousness(total_newest_first, weights, s) for s in span)
+    expected = window_infectiousness(total_newest_first, weights, skip_newest, window)
     if expected < min_expected:
         return None
     shape = a + children
