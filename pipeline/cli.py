@@ -641,35 +641,85 @@ def backfill(
 @cli.command()
 @click.argument("urls", nargs=-1)
 @click.option(
+    "--metrics",
+    "metrics_urls",
+    multiple=True,
+    metavar="URL",
+    help="A worker's /metrics (repeatable; same as the URL arguments).",
+)
+@click.option(
     "--window",
     type=click.Choice(["1m", "15m", "1h"]),
     default="15m",
     show_default=True,
-    help="Rate window to rank by (event time).",
+    help="Rate window shown (and ranked by, with --by rate).",
 )
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--watch", type=click.FloatRange(0.5), help="Refresh every N seconds until Ctrl-C.")
-def top(urls: Sequence[str], window: str, limit: int, watch: float | None) -> None:
-    """Trending hashtags merged from every worker's /metrics (default: http://127.0.0.1:8000)."""
-    from pipeline.top import lines, merge, ranked, scrape
+@click.option(
+    "--by",
+    type=click.Choice(["trend", "rate", "posts"]),
+    default="trend",
+    show_default=True,
+    help="Ranking: trend score (as the exporter's cap), rate in --window, or total posts.",
+)
+@click.option("--region", metavar="CC", help="Only hashtags posted in this region, by posts there.")
+@click.option("--n", "--limit", "limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--watch",
+    type=click.FloatRange(0.5),
+    help="Refresh every N seconds until Ctrl-C (default on a terminal: 2; elsewhere: once).",
+)
+@click.option("--once", is_flag=True, help="Print once, even on a terminal.")
+def top(
+    urls: Sequence[str],
+    metrics_urls: Sequence[str],
+    window: str,
+    by: str,
+    region: str | None,
+    limit: int,
+    watch: float | None,
+    once: bool,
+) -> None:
+    """Trending hashtags merged from every worker's /metrics (default: http://127.0.0.1:8000):
+    a live table on a terminal, plain text otherwise."""
+    from pipeline.regions import normalise as normalise_region
+    from pipeline.top import lines, merge, ranked, scrape, table
 
-    targets = [u if "/metrics" in u else u.rstrip("/") + "/metrics" for u in urls] or [
+    if region is not None:
+        code = normalise_region(region)
+        if code == "ZZ" and region.strip().upper() != "ZZ":
+            fail(f"--region {region!r}: not an ISO 3166-1 alpha-2 code")
+        region = code
+    targets = [u if "/metrics" in u else u.rstrip("/") + "/metrics" for u in (*urls, *metrics_urls)]
+    targets = [u if "://" in u else "http://" + u for u in targets] or [
         "http://127.0.0.1:8000/metrics"
     ]
-    targets = [u if "://" in u else "http://" + u for u in targets]
-    while True:
+    live = sys.stdout.isatty() and not once
+    interval = watch if watch is not None else (2.0 if live else None)
+
+    def rows():  # type: ignore[no-untyped-def]
         try:
-            rows = ranked(merge(scrape(u) for u in targets), window, limit)
+            return ranked(merge(scrape(u) for u in targets), window, limit, by, region)
         except USER_ERRORS as exc:
             fail(str(exc))
-        if watch and sys.stdout.isatty():
-            click.clear()
-        for line in lines(rows, window):
+
+    if live and interval is not None:
+        from rich.live import Live
+
+        title = f"trending by {by} across {len(targets)} worker(s); Ctrl-C stops"
+        try:
+            with Live(table(rows(), window, region, title), auto_refresh=False) as view:
+                while True:
+                    time.sleep(interval)
+                    view.update(table(rows(), window, region, title), refresh=True)
+        except KeyboardInterrupt:
+            return
+    while True:
+        for line in lines(rows(), window, region):
             click.echo(line)
-        if not watch:
+        if interval is None:
             return
         try:
-            time.sleep(watch)
+            time.sleep(interval)
         except KeyboardInterrupt:
             return
 

@@ -301,9 +301,39 @@ def test_spread_top_ranks_hashtags_like_the_ground_truth(broker, make_worker):
     wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
     address = worker.url.removeprefix("http://").removesuffix("/metrics")
     # The same worker twice: a hashtag seen on two targets is counted once, not twice.
-    result = run_cli("top", address, worker.url, "--window", "1h", "--limit", "5")
+    result = run_cli("top", address, "--metrics", worker.url, "--by", "rate", "--window", "1h")
     assert result.returncode == 0, result.stderr.decode()
+    header, *lines = result.stdout.decode().splitlines()
+    assert header.split() == [
+        "hashtag",
+        "/min",
+        "1h",
+        "posts",
+        "growth",
+        "R_t",
+        "trend",
+        "regions",
+        "users",
+    ]
+    rows = [line.split() for line in lines]
+    best = sorted(truth.posts, key=lambda t: (-truth.per_minute(t, 60), -truth.posts[t], t))
+    assert [r[0] for r in rows] == best[:20]
+    assert [float(r[2].replace(",", "")) for r in rows] == [truth.posts[t] for t in best[:20]]
+    # By trend score (the default, as the exporter's cap), five rows.
+    result = run_cli("top", worker.url, "--n", "5")
     rows = [line.split() for line in result.stdout.decode().splitlines()[1:]]
-    best = sorted(truth.posts, key=lambda t: (-truth.per_minute(t, 60), -truth.posts[t], t))[:5]
-    assert [r[0] for r in rows] == best
-    assert [float(r[2].replace(",", "")) for r in rows] == [truth.posts[t] for t in best]
+    by_trend = sorted(truth.posts, key=lambda t: (-truth.trend(t), -truth.posts[t], t))[:5]
+    assert [r[0] for r in rows] == by_trend
+    assert [float(r[5]) for r in rows] == pytest.approx(
+        [truth.trend(t) for t in by_trend], abs=0.05
+    )
+    # One region: only hashtags posted there, by their posts there.
+    result = run_cli("top", worker.url, "--region", "fr")
+    header, *lines = result.stdout.decode().splitlines()
+    assert header.split()[:4] == ["hashtag", "posts", "in", "FR"]
+    in_fr = {t: n for (t, r), n in truth.region_posts.items() if r == "FR"}
+    rows = [line.split() for line in lines]
+    assert [r[0] for r in rows] == sorted(in_fr, key=lambda t: (-in_fr[t], -truth.posts[t], t))
+    assert [int(r[1].replace(",", "")) for r in rows] == sorted(in_fr.values(), reverse=True)
+    bad = run_cli("top", worker.url, "--region", "Francia")
+    assert bad.returncode == 2 and b"--region" in bad.stderr
