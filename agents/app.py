@@ -103,6 +103,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
             settings.max_hashtags,
             settings.always_export + tuple(t for _, tags in settings.movements for t in tags),
             settings.generation_interval,
+            settings.movements,
         )
     )
     ProcessCollector(registry=registry)

@@ -195,6 +195,11 @@ def _movement_families() -> dict[str, Metric]:
             "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
             labels=["movement"],
         ),
+        "members": GaugeMetricFamily(
+            "movement_hashtag_info",
+            "1 for each hashtag of each movement (--movement): joins hashtag_* to movements.",
+            labels=["movement", "hashtag"],
+        ),
         "trend": GaugeMetricFamily(
             "movement_trend_score",
             "The movement's trend score (as hashtag_trend_score).",
@@ -291,11 +296,13 @@ class HashtagCollector(_Collector):
         max_hashtags: int,
         always_export: Collection[str],
         interval: Sequence[float] = (),
+        families: Sequence[tuple[str, Sequence[str]]] = (),
     ) -> None:
         super().__init__(app, ingest, counters)
         self.max_hashtags = max_hashtags
         self.always_export = frozenset(always_export)
         self.configured = list(interval)
+        self.families = families
 
     def describe(self) -> list[Metric]:
         return [*_hashtag_families().values(), *_movement_families().values()]
@@ -346,6 +353,9 @@ class HashtagCollector(_Collector):
             tracked[tag].add_to(fam, tag)
         fam["tracked"].add_metric([], len(tracked))
         fam["exported"].add_metric([], len(exported))
+        for name, tags in self.families:
+            for tag in tags:
+                moves["members"].add_metric([name, tag], 1)
         yield from fam.values()
         yield from moves.values()
 

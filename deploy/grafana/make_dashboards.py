@@ -64,36 +64,106 @@ hashtag_var = {
     "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
 }
 
+# R_t: a red threshold line at 1; the band's series dashed.
+RT_FIELDS = {
+    "defaults": {
+        "custom": {"thresholdsStyle": {"mode": "line"}},
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+        },
+    },
+    "overrides": [
+        {
+            "matcher": {"id": "byRegexp", "options": ".*%$"},
+            "properties": [
+                {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [4, 4]}},
+                {"id": "custom.lineWidth", "value": 1},
+            ],
+        }
+    ],
+}
+
+GEOMAP_OPTIONS = {
+    "view": {"id": "zero", "lat": 20, "lon": 0, "zoom": 1},
+    "controls": {"showZoom": True, "mouseWheelZoom": True},
+    "basemap": {"type": "default", "name": "Basemap"},
+    "layers": [
+        {
+            "type": "markers",
+            "name": "posts",
+            "location": {
+                "mode": "lookup",
+                "lookup": "region",
+                "gazetteer": "public/gazetteer/countries.json",
+            },
+            "config": {
+                "size": {"field": "Value", "min": 3, "max": 30, "fixed": 5},
+                "color": {"fixed": "red"},
+                "showLegend": True,
+            },
+        }
+    ],
+}
+
+movement_var = {
+    "name": "movement",
+    "label": "movement",
+    "type": "query",
+    "datasource": DS,
+    "query": {"query": "label_values(movement_posts_total, movement)", "refId": "var"},
+    "definition": "label_values(movement_posts_total, movement)",
+    "multi": False,
+    "includeAll": False,
+    "refresh": 2,
+    "sort": 1,
+}
+
 spread = dashboard(
     "hashtag-spread",
     "Hashtag spread",
     [
         panel(
             1,
-            "Trending: posts per minute, last 15 minutes of event time",
+            "Trending: by trend score (last 15 minutes against the tag's own baseline)",
             "table",
             [
                 target(
-                    'topk(20, sum by (hashtag) (hashtag_posts_per_minute{window="15m"}))',
+                    "topk(20, max by (hashtag) (hashtag_trend_score))",
                     fmt="table",
                     instant=True,
                     ref="A",
                 ),
                 target(
-                    "sum by (hashtag) (hashtag_posts_total)", fmt="table", instant=True, ref="B"
+                    'sum by (hashtag) (hashtag_posts_per_minute{window="15m"})',
+                    fmt="table",
+                    instant=True,
+                    ref="B",
                 ),
                 target(
-                    "max by (hashtag) (hashtag_regions_reached)", fmt="table", instant=True, ref="C"
+                    "max by (hashtag) (hashtag_growth_ratio)", fmt="table", instant=True, ref="C"
                 ),
                 target(
-                    "max by (hashtag) (hashtag_growth_ratio)", fmt="table", instant=True, ref="D"
+                    "max by (hashtag) (hashtag_reproduction_number)",
+                    fmt="table",
+                    instant=True,
+                    ref="D",
+                ),
+                target(
+                    "max by (hashtag) (hashtag_regions_reached)", fmt="table", instant=True, ref="E"
+                ),
+                target(
+                    "sum by (hashtag) (hashtag_posts_total)", fmt="table", instant=True, ref="F"
+                ),
+                target(
+                    "max by (hashtag) (hashtag_unique_users)", fmt="table", instant=True, ref="G"
                 ),
             ],
             0,
             0,
             12,
             10,
-            "Rates are computed in event time by the pipeline, so a replay at 1800x shows the rates of the original day.",
+            "Event time: a replay at 1800x shows the original day's numbers. Trend score: standard errors above the tag's EWMA baseline (a small tag taking off outranks a big steady one). R_t: new posts per post, last hour.",
             transformations=[
                 {"id": "merge", "options": {}},
                 {
@@ -111,14 +181,17 @@ spread = dashboard(
                     "options": {
                         "excludeByName": {"Time": True},
                         "renameByName": {
-                            "Value #A": "posts/min (15m)",
-                            "Value #B": "posts",
-                            "Value #C": "regions",
-                            "Value #D": "growth (1h / hour before)",
+                            "Value #A": "trend score",
+                            "Value #B": "posts/min (15m)",
+                            "Value #C": "growth (1h / hour before)",
+                            "Value #D": "R_t",
+                            "Value #E": "regions",
+                            "Value #F": "posts",
+                            "Value #G": "unique users",
                         },
                     },
                 },
-                {"id": "sortBy", "options": {"sort": [{"field": "posts/min (15m)", "desc": True}]}},
+                {"id": "sortBy", "options": {"sort": [{"field": "trend score", "desc": True}]}},
             ],
         ),
         panel(
@@ -153,27 +226,7 @@ spread = dashboard(
             12,
             12,
             "Regions are ISO 3166-1 alpha-2 codes; ZZ (unknown) has no place on the map.",
-            options={
-                "view": {"id": "zero", "lat": 20, "lon": 0, "zoom": 1},
-                "controls": {"showZoom": True, "mouseWheelZoom": True},
-                "basemap": {"type": "default", "name": "Basemap"},
-                "layers": [
-                    {
-                        "type": "markers",
-                        "name": "posts",
-                        "location": {
-                            "mode": "lookup",
-                            "lookup": "region",
-                            "gazetteer": "public/gazetteer/countries.json",
-                        },
-                        "config": {
-                            "size": {"field": "Value", "min": 3, "max": 30, "fixed": 5},
-                            "color": {"fixed": "red"},
-                            "showLegend": True,
-                        },
-                    }
-                ],
-            },
+            options=GEOMAP_OPTIONS,
         ),
         panel(
             4,
@@ -217,8 +270,224 @@ spread = dashboard(
                 {"id": "sortBy", "options": {"sort": [{"field": "first seen", "desc": False}]}},
             ],
         ),
+        panel(
+            6,
+            "Reproduction number R_t (line at 1: each post brings one more)",
+            "timeseries",
+            [
+                target(
+                    'max by (hashtag) (hashtag_reproduction_number{hashtag=~"$hashtag"})',
+                    "{{hashtag}}",
+                    ref="A",
+                ),
+                target(
+                    'max by (hashtag) (hashtag_reproduction_number_lower{hashtag=~"$hashtag"})',
+                    "{{hashtag}} 2.5 %",
+                    ref="B",
+                ),
+                target(
+                    'max by (hashtag) (hashtag_reproduction_number_upper{hashtag=~"$hashtag"})',
+                    "{{hashtag}} 97.5 %",
+                    ref="C",
+                ),
+            ],
+            0,
+            32,
+            12,
+            10,
+            "Cori et al. (2013) over the last hour of event time; posts without a parent start cascades. Above 1 and the band above 1: spreading by itself.",
+            fieldConfig=RT_FIELDS,
+        ),
+        panel(
+            7,
+            "Trend score",
+            "timeseries",
+            [
+                target(
+                    'max by (hashtag) (hashtag_trend_score{hashtag=~"$hashtag"})', "{{hashtag}}"
+                ),
+            ],
+            12,
+            32,
+            12,
+            10,
+            "The last 15 minutes' rate against the hashtag's own EWMA baseline, in standard errors.",
+        ),
     ],
     templating=[hashtag_var],
+)
+
+movement = dashboard(
+    "spread-movement",
+    "Movement",
+    [
+        panel(
+            1,
+            "Posts (any of its hashtags, each once)",
+            "stat",
+            [target('sum(movement_posts_total{movement="$movement"})', "posts")],
+            0,
+            0,
+            6,
+            5,
+        ),
+        panel(
+            2,
+            "Unique users",
+            "stat",
+            [target('sum(movement_unique_users{movement="$movement"})', "users")],
+            6,
+            0,
+            6,
+            5,
+            "HyperLogLog estimate, about 0.8 % standard error.",
+        ),
+        panel(
+            3,
+            "Regions reached",
+            "stat",
+            [target('max(movement_regions_reached{movement="$movement"})', "regions")],
+            12,
+            0,
+            6,
+            5,
+        ),
+        panel(
+            4,
+            "R_t now",
+            "stat",
+            [target('max(movement_reproduction_number{movement="$movement"})', "R_t")],
+            18,
+            0,
+            6,
+            5,
+            fieldConfig={
+                "defaults": {
+                    "decimals": 2,
+                    "thresholds": {
+                        "mode": "absolute",
+                        "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+                    },
+                },
+                "overrides": [],
+            },
+        ),
+        panel(
+            5,
+            "Posts per minute, the movement and each of its hashtags (event time)",
+            "timeseries",
+            [
+                target(
+                    'sum(movement_posts_per_minute{movement="$movement", window="15m"})',
+                    "$movement (all variants)",
+                    ref="A",
+                ),
+                target(
+                    'sum by (hashtag) (hashtag_posts_per_minute{window="15m"}) * on (hashtag) '
+                    'group_left () max by (hashtag) (movement_hashtag_info{movement="$movement"})',
+                    "#{{hashtag}}",
+                    ref="B",
+                ),
+            ],
+            0,
+            5,
+            24,
+            10,
+            "One movement across its language variants: the total counts an event carrying two variants once.",
+        ),
+        panel(
+            6,
+            "Where it is posted",
+            "geomap",
+            [
+                target(
+                    'sum by (region) (movement_region_posts_total{movement="$movement"})',
+                    fmt="table",
+                    instant=True,
+                ),
+            ],
+            0,
+            15,
+            12,
+            12,
+            "Regions are ISO 3166-1 alpha-2 codes; ZZ (unknown) has no place on the map.",
+            options=GEOMAP_OPTIONS,
+        ),
+        panel(
+            7,
+            "The spread timeline: first post by region (event time)",
+            "table",
+            [
+                target(
+                    'min by (region) (movement_region_first_seen_timestamp_seconds{movement="$movement"}) * 1000',
+                    fmt="table",
+                    instant=True,
+                ),
+            ],
+            12,
+            15,
+            12,
+            12,
+            "When the movement, under any of its hashtags, reached each region, in order.",
+            fieldConfig={"defaults": {"unit": "dateTimeAsIso"}, "overrides": []},
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {
+                        "excludeByName": {"Time": True},
+                        "renameByName": {"Value": "first post"},
+                    },
+                },
+                {"id": "sortBy", "options": {"sort": [{"field": "first post", "desc": False}]}},
+            ],
+        ),
+        panel(
+            8,
+            "R_t with its 95 % band (line at 1)",
+            "timeseries",
+            [
+                target('max(movement_reproduction_number{movement="$movement"})', "R_t", ref="A"),
+                target(
+                    'max(movement_reproduction_number_lower{movement="$movement"})',
+                    "2.5 %",
+                    ref="B",
+                ),
+                target(
+                    'max(movement_reproduction_number_upper{movement="$movement"})',
+                    "97.5 %",
+                    ref="C",
+                ),
+            ],
+            0,
+            27,
+            12,
+            10,
+            fieldConfig=RT_FIELDS,
+        ),
+        panel(
+            9,
+            "Regions reached and unique users",
+            "timeseries",
+            [
+                target('max(movement_regions_reached{movement="$movement"})', "regions", ref="A"),
+                target('sum(movement_unique_users{movement="$movement"})', "users", ref="B"),
+            ],
+            12,
+            27,
+            12,
+            10,
+            fieldConfig={
+                "defaults": {},
+                "overrides": [
+                    {
+                        "matcher": {"id": "byName", "options": "users"},
+                        "properties": [{"id": "custom.axisPlacement", "value": "right"}],
+                    }
+                ],
+            },
+        ),
+    ],
+    templating=[movement_var],
 )
 
 health = dashboard(
@@ -325,11 +594,24 @@ health = dashboard(
             12,
             8,
         ),
+        panel(
+            10,
+            "Generation interval used for R_t (mean), per worker",
+            "timeseries",
+            [target("spread_generation_interval_mean_seconds", "{{instance}}")],
+            0,
+            32,
+            12,
+            8,
+            "Learned from the delays between posts and the replies/reposts naming them once 200 were seen; the default (30 min) or --generation-interval before.",
+            fieldConfig={"defaults": {"unit": "s"}, "overrides": []},
+        ),
     ],
     time_from="now-1h",
 )
 
-for name, d in {"hashtag-spread.json": spread, "pipeline-health.json": health}.items():
+boards = {"hashtag-spread.json": spread, "movement.json": movement, "pipeline-health.json": health}
+for name, d in boards.items():
     with open(Path(__file__).parent / "dashboards" / name, "w") as f:
         json.dump(d, f, indent=2, ensure_ascii=False)
         f.write("\n")

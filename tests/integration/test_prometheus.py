@@ -128,8 +128,8 @@ def test_prometheus_sees_exact_counts(broker, make_worker, prometheus):
     for board in sorted(DASHBOARDS.glob("*.json")):
         for panel in json.loads(board.read_text())["panels"]:
             for target in panel["targets"]:
-                expr = target["expr"].replace("$hashtag", ".*")
+                expr = target["expr"].replace("$hashtag", ".*").replace("$movement", "metoo")
                 body = api(base, "query", query=expr)
                 assert body.get("status") == "success", (board.name, panel["title"], body)
-                if "hashtag" in expr and "[" not in expr:
+                if ("hashtag" in expr or "movement" in expr) and "[" not in expr:
                     assert body["data"]["result"], (board.name, panel["title"], expr)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from agents.cli import cli
+from agents.collector import _hashtag_families, _movement_families, _pipeline_families
 from pipeline.simulate.scenario import builtins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,27 +34,12 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed: `apt-get install prometheus` (.ci/run does)"
 )
 
+# What the worker's collectors export (counters get _total on the wire), and Prometheus' own.
 EXPORTED = {
-    "hashtag_posts_total",
-    "hashtag_region_posts_total",
-    "hashtag_posts_per_minute",
-    "hashtag_regions_reached",
-    "hashtag_growth_ratio",
-    "hashtag_region_first_seen_timestamp_seconds",
-    "spread_events_total",
-    "spread_events_rejected_total",
-    "spread_watermark_timestamp_seconds",
-    "spread_hashtag_posts_sum",
-    "spread_delta_overlaps_total",
-    "spread_broker_up",
-    "spread_hashtags_tracked",
-    "spread_hashtags_exported",
-    "spread_broker_outages_total",
-    # Prometheus' own, per target.
-    "up",
-    "scrape_duration_seconds",
-    "scrape_samples_scraped",
-}
+    f.name + ("_total" if f.type == "counter" else "")
+    for families in (_pipeline_families, _hashtag_families, _movement_families)
+    for f in families().values()
+} | {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?]([^}]*))?\}")
 
 
@@ -315,6 +301,7 @@ def grafana_substituted(expr: str) -> str:
     for macro, value in GRAFANA_MACROS.items():
         expr = expr.replace(macro, value)
     expr = re.sub(r"\$\{?hashtag(:\w+)?\}?", ".*", expr)
+    expr = re.sub(r"\$\{?movement(:\w+)?\}?", "metoo", expr)
     assert "$" not in expr, f"unknown Grafana variable in {expr}"
     return expr
 
