@@ -101,7 +101,7 @@ class Counters:
                 for tag, delta in tags.items():
                     posts, by_region, by_minute, first_seen = delta[:4]
                     children = dict(delta[4]) if len(delta) > 4 and delta[4] else None
-                    users_sketch = delta[5] if len(delta) > 5 else None
+                    batch_users = delta[5] if len(delta) > 5 else None
                     pending = new_totals.get(tag)
                     if pending is None:
                         stored = totals.get(tag)
@@ -111,8 +111,8 @@ class Counters:
                     verdict = wire.check(value["m"], ranges_)
                     if verdict == wire.APPLY:
                         wire.merge_total(value, ranges_, posts, by_region, first_seen)
-                        if users_sketch:
-                            value["u"] = unions.merge(tag, value.get("u"), users_sketch)
+                        if batch_users:
+                            value["u"] = unions.merge(tag, value.get("u"), batch_users)
                         new_totals[tag] = (partition, value)
                     elif verdict == wire.OVERLAP:
                         self.overlaps += 1

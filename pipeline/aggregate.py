@@ -122,7 +122,7 @@ def summarise(
         user = event.get("user")
         if type(user) is not str or not user:
             user = None
-        if parents is not None:
+        if parents is not None and (child or event["id"].endswith(parents.suffix)):
             parents.observe(event["id"], ts, parent if child else None)
         region = event.get("region")
         # Only strings reach the cache: a list or an object is unhashable (and not a region).

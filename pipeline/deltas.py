@@ -9,12 +9,12 @@ record holds entries; an entry sums the records of one or more contiguous offset
 
     {"e": [[[[sp, first, last], ...], wm,
             {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts},
-                       [[minute_start, children], ...], users_sketch]}],
+                       [[minute_start, children], ...], users]}],
            ...]}
 
-(``children``: posts naming a parent, per minute; ``users_sketch``: the HyperLogLog sketch of
-the entry's users, base64, ``""`` when none (:mod:`pipeline.virality.users`). Deltas written
-before these existed have four fields: no children, no users.)
+(``children``: posts naming a parent, per minute; ``users``: the entry's users, as a list of
+ids when few, else their HyperLogLog sketch in base64 (:func:`pipeline.virality.users.pack`).
+Deltas written before these existed have four fields: no children, no users.)
 
 A batch's new records make one entry whatever the number of source partitions in it, so a
 hashtag costs stage 2 one merge per batch, not one per source partition.
@@ -84,7 +84,7 @@ def entry(ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta]) -
                 list(d[2].items()),
                 d[3],
                 list(d[4].items()),
-                users.encode(users.sketch(d[5])) if d[5] else "",
+                users.pack(d[5]),
             ]
             for t, d in tags.items()
         },

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import mul
 
 from pipeline.virality.rates import HISTORY
 
@@ -31,20 +32,21 @@ HALF_LIFE = 30.0
 _DECAY = 0.5 ** (1 / HALF_LIFE)
 
 
+_WEIGHTS = tuple(_DECAY**j for j in range(HISTORY - CURRENT))
+_TOTAL_WEIGHT = sum(_WEIGHTS)
+
+
 def baseline(counts_newest_first: Sequence[int]) -> tuple[float, float]:
     """EWMA mean and variance of the baseline minutes (``[CURRENT:HISTORY]``), missing
     minutes counting as 0."""
-    weight_sum = mean = m2 = 0.0
-    weight = 1.0
-    for i in range(CURRENT, HISTORY):
-        n = counts_newest_first[i] if i < len(counts_newest_first) else 0
-        # West's weighted incremental mean and variance: one pass, numerically stable.
-        weight_sum += weight
-        delta = n - mean
-        mean += weight / weight_sum * delta
-        m2 += weight * delta * (n - mean)
-        weight *= _DECAY
-    return mean, m2 / weight_sum
+    older = counts_newest_first[CURRENT:HISTORY]
+    if not any(older):
+        return 0.0, 0.0
+    # zip stops at the shorter: missing minutes add nothing to either sum. map() keeps the
+    # loop in C: the collector computes this for every hashtag it owns at each scrape.
+    mean = sum(map(mul, _WEIGHTS, older)) / _TOTAL_WEIGHT
+    square = sum(map(mul, _WEIGHTS, map(mul, older, older))) / _TOTAL_WEIGHT
+    return mean, max(square - mean * mean, 0.0)
 
 
 def trend_score(counts_newest_first: Sequence[int]) -> float:

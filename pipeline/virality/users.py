@@ -8,10 +8,13 @@ in practice. Sketches union without loss: the union of two sketches is the sketc
 of their users, and adding the same sketch twice changes nothing, so a redelivered delta cannot
 inflate a count.
 
-Stage 1 collects the users of each tag in a batch (a set) and ships their sketch, serialised
-compact and base64-encoded in the JSON delta (:func:`encode`). Stage 2 unions it into the
-hashtag's stored sketch (:class:`Unions` keeps the union objects in memory between batches;
-the stored value is the base64 text, written to the changelog like the rest of the total).
+Stage 1 collects the users of each tag in a batch (a set) and ships them (:func:`pack`): up to
+``SMALL`` of them as a list of the ids themselves, more as their sketch, serialised compact and
+base64-encoded. Most tags of a batch have a handful of users, and building, serialising and
+parsing a sketch for each cost stage 1 a fifth of its throughput; a list costs nothing.
+Stage 2 unions them into the hashtag's stored sketch (:class:`Unions` keeps the union objects
+in memory between batches; the stored value is the base64 text, written to the changelog like
+the rest of the total).
 The collector reads estimates from the stored text at scrape time (:func:`estimate`).
 """
 
@@ -24,6 +27,7 @@ from datasketches import hll_sketch, hll_union, tgt_hll_type
 
 LG_K = 14
 _TYPE = tgt_hll_type.HLL_4
+SMALL = 16  # users shipped as a list, not a sketch
 
 
 def sketch(users: Iterable[str]) -> hll_sketch:
@@ -31,6 +35,11 @@ def sketch(users: Iterable[str]) -> hll_sketch:
     for user in users:
         s.update(user)
     return s
+
+
+def pack(users: set[str] | frozenset[str]) -> list[str] | str:
+    """A batch's users of one tag for the wire: the ids when few, else their sketch."""
+    return list(users) if len(users) <= SMALL else encode(sketch(users))
 
 
 def encode(s: hll_sketch) -> str:
@@ -56,8 +65,9 @@ class Unions:
         self._unions: dict[str, tuple[str, hll_union]] = {}
         self.capacity = capacity
 
-    def merge(self, key: str, stored: str | None, incoming: str) -> str:
-        """The encoded union of ``stored`` (this key's current text) and ``incoming``."""
+    def merge(self, key: str, stored: str | None, incoming: str | list[str]) -> str:
+        """The encoded union of ``stored`` (this key's current text) and ``incoming`` (from
+        :func:`pack`)."""
         cached = self._unions.pop(key, None)
         if cached is not None and cached[0] is stored:
             union = cached[1]
@@ -65,7 +75,11 @@ class Unions:
             union = hll_union(LG_K)
             if stored:
                 union.update(decode(stored))
-        union.update(decode(incoming))
+        if isinstance(incoming, str):
+            union.update(decode(incoming))
+        else:
+            for user in incoming:
+                union.update(user)
         text = encode(union.get_result(_TYPE))
         self._unions[key] = (text, union)
         if len(self._unions) > self.capacity:
