@@ -46,6 +46,8 @@ class Analysis:
     minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     children: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     users: dict[str, Any] = field(default_factory=dict)  # tag -> HyperLogLog sketch
+    # For ``detail``'s hashtag only: posts per (region, hour start), for spread report.
+    region_hours: Counter = field(default_factory=Counter)
     # w_1..w_K for R_t: configured, else learned from parent links as the worker does.
     interval: tuple[float, ...] = ()
     parents: ParentClock = field(default_factory=ParentClock)
@@ -127,9 +129,11 @@ def analyze(
     selection: Selection,
     movement_tags: Mapping[str, Iterable[str]] = movements.DEFAULT,
     interval: Sequence[float] = (),
+    detail: str | None = None,
 ) -> Analysis:
     """``movement_tags``: the movements to count, as the worker's ``--movement``;
-    ``interval``: a configured generation interval (default: learned, as the worker does)."""
+    ``interval``: a configured generation interval (default: learned, as the worker does);
+    ``detail``: a normalised hashtag whose posts by region and hour to keep as well."""
     out = Analysis(ReplayStats(), interval=tuple(interval))
     out.movements = moves = Analysis(out.stats, interval=out.interval, parents=out.parents)
     index = movements.index(movement_tags)
@@ -146,6 +150,10 @@ def analyze(
                 into, tag = moves, movements.name_of(tag)
             into.posts[tag] += n
             into.regions[tag].update(by_region)
+            if tag == detail and into is out and s.max_ts is not None:
+                hour = int(s.max_ts // 3600) * 3600  # one event per line: its time
+                for region, count in by_region.items():
+                    out.region_hours[(region, hour)] += count
             into.minutes[tag].update(by_minute)
             if children:
                 into.children[tag].update(children)

@@ -565,6 +565,61 @@ def analyze(
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--hashtag", "tag", required=True, help="The hashtag to report on (any spelling).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="report.png (the charts) or report.html (charts + a table of the final values).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option(
+    "--generation-interval",
+    "interval_spec",
+    default="learned",
+    show_default=True,
+    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
+    help="For R_t, as the worker's option of the same name.",
+)
+@event_time_window
+def report(
+    files: Sequence[str],
+    tag: str,
+    out: str,
+    fmt: str,
+    interval_spec: str,
+    since: float | None,
+    until: float | None,
+) -> None:
+    """Charts of one hashtag's spread in FILES: rate, cumulative posts by region, R_t with its
+    band, and the first post in each region."""
+    from pipeline.analyze import analyze as run_analysis
+    from pipeline.hashtags import normalise
+    from pipeline.replay import Selection
+    from pipeline.report import build, render
+    from pipeline.virality.parents import configured_weights
+
+    wanted = normalise(tag)
+    if not wanted:
+        fail(f"--hashtag {tag!r}: empty once normalised")
+    try:
+        interval = configured_weights(interval_spec) or ()
+        result = run_analysis(
+            files,
+            Selection(fmt=fmt, since=since, until=until),
+            interval=interval,
+            detail=wanted,
+        )
+        render(build(result, wanted), out)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    click.echo(f"report on #{wanted} written to {out}", err=True)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
     "--out",
     "out_dir",

@@ -63,6 +63,8 @@ def test_worker_without_broker():
         (["worker", "--partitions", "0"], "--partitions"),
         (["worker", "--movement", "metoo"], "expected NAME=tag,tag"),
         (["demo", "--scenario", "/nonexistent.toml"], "scenario"),
+        (["report", str(SAMPLE), "--hashtag", "nope", "--out", "/tmp/r.png"], "no accepted post"),
+        (["report", str(SAMPLE), "--hashtag", "metoo", "--out", "/tmp/r.pdf"], ".png or .html"),
         (["frobnicate"], "No such command"),
     ],
 )
