@@ -55,8 +55,8 @@ def merge(texts: Iterable[str]) -> dict[str, Trend]:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 tag = s.labels.get("hashtag")
-                if tag is None:
-                    continue
+                if tag is None or not s.name.startswith("hashtag_"):
+                    continue  # movement_hashtag_info names hashtags too: not a row
                 t = seen.setdefault(tag, Trend(tag))
                 if s.name == "hashtag_posts_total":
                     t.posts = s.value

@@ -65,10 +65,11 @@ def test_demo_counts_the_simulated_october_and_stops_cleanly_on_ctrl_c(tmp_path)
         events = m["spread_events_total"]
         assert events[(("outcome", "accepted"),)] == truth.accepted
         assert events[(("outcome", "rejected"),)] == sum(truth.rejected.values())
-        # Series are capped at the top 200 by rate; every exported total must be exact, and
-        # every hashtag of the file must be counted.
+        # Series are capped at the top 200 by trend score, plus the movement's hashtags; every
+        # exported total must be exact, and every hashtag of the file must be counted.
         posts = {dict(k)["hashtag"]: v for k, v in m["hashtag_posts_total"].items()}
-        assert len(posts) == min(200, len(truth.posts))
+        assert len(posts) == m["spread_hashtags_exported"][()]
+        assert 200 <= len(posts) <= 200 + 7
         assert posts == {tag: truth.posts[tag] for tag in posts}
         assert m["spread_hashtags_tracked"][()] == len(truth.posts)
         for variant in ("metoo", "balancetonporc", "yotambien"):

@@ -20,6 +20,7 @@ hashtag_posts_per_minute{hashtag="balancetonporc",window="15m"} 12
 hashtag_trend_score{hashtag="balancetonporc"} 40
 hashtag_region_posts_total{hashtag="balancetonporc",region="FR"} 120
 hashtag_posts_total{hashtag="metoo"} 850
+movement_hashtag_info{movement="metoo",hashtag="moiaussi"} 1
 """
 
 
