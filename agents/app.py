@@ -78,7 +78,9 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
 
     writer = ChangelogWriter(settings.broker)
     partition_cache: dict[str, int] = {}  # tag -> hashtag-deltas partition, for both stages
-    counters = Counters(app, deltas, topology.deltas, writer, partition_cache)
+    counters = Counters(
+        app, deltas, topology.deltas, writer, partition_cache, settings.grace_seconds
+    )
     ingest = Ingest(
         app,
         posts,
@@ -89,6 +91,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         settings.limits,
         partition_cache,
         movements.index(dict(settings.movements)),
+        settings.grace_seconds,
     )
 
     probe = BrokerProbe(app, settings.broker)

@@ -63,24 +63,29 @@ class ChangelogWriter(Service):
         return self._producer
 
     async def write(self, *groups: tuple[Any, Writes]) -> int:
-        """Apply ``(table, writes)`` groups to the stores, then to the changelogs.
+        """Apply ``(table, writes)`` groups to the stores, then to the changelogs. A write
+        whose value is None deletes its key.
 
         Every store is updated before the first await, so a scrape (which runs between two
         awaits) sees a batch entirely or not at all. Returns the number of records sent.
         """
-        encoded: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+        encoded: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
         dumps = orjson.dumps
         for table, writes in groups:
             data = table.data
             topic = table.changelog_topic.get_topic_name()
             for partition, key, value in writes:
+                if value is None:  # a deletion: a tombstone, which recovery applies as one
+                    data.pop(key, None)
+                    encoded.setdefault((topic, partition), []).append((dumps(key), None))
+                    continue
                 data[key] = value
                 encoded.setdefault((topic, partition), []).append((dumps(key), dumps(value)))
         if not encoded:
             return 0
         return await self.send(encoded)
 
-    async def send(self, encoded: dict[tuple[str, int], list[tuple[bytes, bytes]]]) -> int:
+    async def send(self, encoded: dict[tuple[str, int], list[tuple[bytes, bytes | None]]]) -> int:
         producer = await self._ensure_producer()
         futures = []
         n = 0

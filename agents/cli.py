@@ -135,6 +135,14 @@ GC_THRESHOLDS = (700, 10, 10_000)
     help="For R_t: learned from the delays between posts and the replies/reposts naming "
     "them, or a distribution with its mean in minutes and coefficient of variation.",
 )
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(0),
+    default=3600.0,
+    show_default=True,
+    help="Events older than their partition's newest event time minus this are late: counted "
+    "in totals and spread_events_late_total, not in the windows (rates, R_t, trend).",
+)
 def worker(
     broker_addr: str | None,
     metrics_port: int,
@@ -151,6 +159,7 @@ def worker(
     always_export: str,
     movement_specs: tuple[str, ...],
     interval_spec: str,
+    grace_seconds: float,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -192,6 +201,7 @@ def worker(
         ),
         movements=tuple(families.items()),
         generation_interval=interval or (),
+        grace_seconds=grace_seconds,
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))

@@ -40,6 +40,11 @@ def _pipeline_families() -> dict[str, Metric]:
             "Events rejected and dead-lettered to posts-rejected, by reason.",
             labels=["reason"],
         ),
+        "late": CounterMetricFamily(
+            "spread_events_late",
+            "Accepted events older than their partition's watermark minus --grace-seconds: in "
+            "the totals, not in the windows.",
+        ),
         "watermark": GaugeMetricFamily(
             "spread_watermark_timestamp_seconds",
             "Newest event time seen by this worker (epoch seconds).",
@@ -63,6 +68,14 @@ def _pipeline_families() -> dict[str, Metric]:
         "gi_samples": CounterMetricFamily(
             "spread_generation_interval_samples",
             "Parent -> child lags this worker learned the generation interval from.",
+        ),
+        "buckets": GaugeMetricFamily(
+            "spread_minute_buckets",
+            "(hashtag, minute) buckets held: what memory grows with besides the hashtags.",
+        ),
+        "expired": CounterMetricFamily(
+            "spread_minute_buckets_expired",
+            "Buckets deleted once older than the newest event time minus the retention.",
         ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
@@ -255,6 +268,8 @@ class PipelineCollector(_Collector):
         for reason, n in sorted(rejected.items()):
             fam["rejected"].add_metric([reason], n)
         yield fam["rejected"]
+        fam["late"].add_metric([], self.ingest.late(self._active(POSTS)))
+        yield fam["late"]
         if watermark is not None:
             fam["watermark"].add_metric([], watermark)
             yield fam["watermark"]
@@ -275,6 +290,10 @@ class PipelineCollector(_Collector):
         yield fam["outages"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]
+        fam["buckets"].add_metric([], len(plain_dict(self.counters.minutes.table)))
+        yield fam["buckets"]
+        fam["expired"].add_metric([], self.counters.buckets_expired)
+        yield fam["expired"]
         learned = self.ingest.parents.interval
         weights = self.configured or learned.weights()
         fam["gi_mean"].add_metric([], 60 * mean_lag(weights))

@@ -16,7 +16,11 @@ batches and applied with one table write per key per batch: Faust costs hundreds
 microseconds per table write, so writes are what must not grow with events.
 
 Windows do not expire by wall clock: Faust's expiry compares window ends with ``time.time()``,
-which would delete every window of a historical replay at once.
+which would delete every window of a historical replay at once. They expire in event time
+instead: every ``SWEEP_EVERY`` of event time, the buckets of the owned partitions older than
+the newest delta's time minus ``retention`` (the grace period plus the longest span a reader
+needs, R_t's) are deleted, with tombstones in the changelog. Memory then follows the hashtags
+alive in the last hours, not the events ever counted.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
+from pipeline.settings import DELTAS
 from pipeline.virality import users
+from pipeline.virality.generation import MAX_LAG_MINUTES
 from pipeline.virality.rates import HISTORY, window_minutes
+from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW
 
 if TYPE_CHECKING:
     import faust
@@ -40,6 +47,10 @@ BATCH_RECORDS = 256
 # Longer than stage 1's: every hot hashtag is written once per batch, so a longer batch means
 # fewer writes; it is also what a change waits, at most, before /metrics shows it.
 BATCH_SECONDS = 0.5
+SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired buckets
+# The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
+# generation interval (rates and growth need 2 h, less).
+READ_SPAN_SECONDS = (SKIP_NEWEST + WINDOW + MAX_LAG_MINUTES) * 60
 
 
 class Counters:
@@ -50,9 +61,16 @@ class Counters:
         partitions: int,
         writer: ChangelogWriter,
         partition_cache: dict[str, int] | None = None,
+        grace_seconds: float = 3600.0,
     ) -> None:
         self.app = app
         self.partitions = partitions
+        self.retention = grace_seconds + READ_SPAN_SECONDS
+        # minute start -> tags with a bucket there: which buckets a sweep deletes. Built from
+        # the table on the first sweep (after a recovery the store holds buckets unindexed).
+        self._index: dict[int, set[str]] | None = None
+        self._next_sweep: float | None = None
+        self.buckets_expired = 0
         self.totals = app.Table(TOTALS_TABLE, default=None, partitions=partitions)
         self.minutes = app.Table(MINUTES_TABLE, default=None, partitions=partitions).tumbling(
             MINUTE, expires=None
@@ -74,6 +92,9 @@ class Counters:
                     [(e.message.partition, wire.decode(e.value)) for e in batch]
                 )
                 await writer.write((self.totals, totals), (self.minutes.table, buckets))
+                expired = self.expired()
+                if expired:
+                    await writer.write((self.minutes.table, expired))
 
         self.agent = counters
 
@@ -129,11 +150,41 @@ class Counters:
                             kids = children.get(minute, 0) if children else 0
                             wire.merge_bucket(bucket, ranges_, count, kids)
                             new_buckets[key] = (partition, bucket)
+                            if self._index is not None:
+                                self._index.setdefault(int(minute), set()).add(tag)
         self.delta_watermark = wm_seen
         return (
             [(p, tag, value) for tag, (p, value) in new_totals.items()],
             [(p, key, bucket) for key, (p, bucket) in new_buckets.items()],
         )
+
+    def expired(self) -> list[tuple[int, Any, None]]:
+        """Deletions of the owned buckets older than the retention, once every
+        ``SWEEP_EVERY`` of event time (else nothing)."""
+        wm = self.delta_watermark
+        if wm is None:
+            return []
+        if self._next_sweep is not None and wm < self._next_sweep:
+            return []
+        self._next_sweep = wm + SWEEP_EVERY
+        table = self.minutes.table
+        buckets = plain_dict(table)
+        if self._index is None:
+            self._index = {}
+            for tag, (start, _end) in list(buckets):
+                self._index.setdefault(int(start), set()).add(tag)
+        cutoff = wm - self.retention
+        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == DELTAS}
+        ranges = table.window.ranges
+        out: list[tuple[int, Any, None]] = []
+        for minute in [m for m in self._index if m + MINUTE <= cutoff]:
+            for tag in self._index.pop(minute):
+                key = (tag, ranges(float(minute))[0])
+                partition = self.partition_of(tag)
+                if key in buckets and partition in owned:
+                    out.append((partition, key, None))
+        self.buckets_expired += len(out)
+        return out
 
     def recent_keys(self, watermark: float, minutes: int = HISTORY) -> list[tuple[float, float]]:
         """Window ranges of the newest ``minutes`` minutes, the watermark's bucket first;

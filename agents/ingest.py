@@ -39,10 +39,12 @@ PROGRESS_TABLE = "ingest-progress"
 # single-event records make small batches cheap too.
 BATCH_RECORDS = 64
 BATCH_SECONDS = 0.2
+# An event older than its partition's watermark minus this is late (README "Late events").
+DEFAULT_GRACE_SECONDS = 3600.0
 
 
 def empty_progress() -> dict[str, Any]:
-    return {"off": -1, "acc": 0, "rej": {}, "wm": None}
+    return {"off": -1, "acc": 0, "rej": {}, "wm": None, "late": 0}
 
 
 class Ingest:
@@ -57,6 +59,7 @@ class Ingest:
         limits: Limits = DEFAULT_LIMITS,
         partition_cache: dict[str, int] | None = None,
         movements: dict[str, str] | None = None,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.app = app
         # Lags between parents and children, learned from the records read here (in memory:
@@ -97,6 +100,7 @@ class Ingest:
                         ranges[sp] = [so, so]
                     else:
                         span[1] = so
+                    wm = row["wm"]
                     summary = summarise(
                         event.value,
                         envelope,
@@ -105,6 +109,7 @@ class Ingest:
                         now=now,
                         movements=movements,
                         parents=parents,
+                        late_before=None if wm is None else wm - grace_seconds,
                     )
                     if summary.max_ts is not None and (
                         fresh_wm is None or summary.max_ts > fresh_wm
@@ -141,6 +146,11 @@ class Ingest:
 
         self.agent = ingest
 
+    def late(self, partitions: set[int]) -> int:
+        """Late events (accepted past the grace period) over the given partitions."""
+        rows = plain_dict(self.progress)
+        return sum((rows.get(p) or {}).get("late", 0) for p in partitions)
+
     def totals(self, partitions: set[int]) -> tuple[int, dict[str, int], float | None]:
         """(accepted, rejected by reason, watermark) over the given ``posts`` partitions."""
         accepted = 0
@@ -172,4 +182,10 @@ def _advance(row: dict[str, Any], offset: int, summary: RecordSummary) -> dict[s
     wm = row["wm"]
     if summary.max_ts is not None and (wm is None or summary.max_ts > wm):
         wm = summary.max_ts
-    return {"off": offset, "acc": row["acc"] + summary.accepted, "rej": rejected, "wm": wm}
+    return {
+        "off": offset,
+        "acc": row["acc"] + summary.accepted,
+        "rej": rejected,
+        "wm": wm,
+        "late": row.get("late", 0) + summary.late,  # rows written before it: none counted
+    }

@@ -39,6 +39,7 @@ class RecordSummary:
     """What one record on ``posts`` contributes."""
 
     accepted: int = 0
+    late: int = 0  # accepted, but older than ``late_before``: in totals, not in minute buckets
     rejected: list[tuple[str, bytes]] = field(default_factory=list)
     max_ts: float | None = None
     tags: dict[str, TagDelta] = field(default_factory=dict)
@@ -57,6 +58,7 @@ def summarise(
     now: float | None = None,
     movements: Mapping[str, str] | None = None,
     parents: ParentClock | None = None,
+    late_before: float | None = None,
 ) -> RecordSummary:
     """Decode, validate, normalise and pre-aggregate every event line of one record.
 
@@ -68,6 +70,9 @@ def summarise(
     an event with any tag of a movement also counts once under that movement's key.
     ``parents``: times accepted events with hashtags against their parents, to learn the
     generation interval (:class:`pipeline.virality.parents.ParentClock`).
+    ``late_before``: events older than this are *late*: counted, in totals, regions, first-seen
+    times and users, but not in the minute buckets (their windows have closed) nor as
+    children, and counted in ``late``.
     """
     out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
@@ -110,6 +115,9 @@ def summarise(
         out.accepted += 1
         if max_ts is None or ts > max_ts:
             max_ts = ts
+        late = late_before is not None and ts < late_before
+        if late:
+            out.late += 1
         if not distinct:
             continue
         if movements:
@@ -118,7 +126,7 @@ def summarise(
                 if k is not None and k not in distinct:
                     distinct.append(k)
         parent = event.get("parent")
-        child = type(parent) is str and parent != ""
+        child = type(parent) is str and parent != "" and not late
         user = event.get("user")
         if type(user) is not str or not user:
             user = None
@@ -134,7 +142,7 @@ def summarise(
                 tags_out[tag] = [
                     1,
                     {region: 1},
-                    {minute: 1},
+                    {} if late else {minute: 1},
                     {region: ts},
                     {minute: 1} if child else {},
                     {user} if user is not None else set(),
@@ -143,8 +151,9 @@ def summarise(
             delta[0] += 1
             by_region = delta[1]
             by_region[region] = by_region.get(region, 0) + 1
-            by_minute = delta[2]
-            by_minute[minute] = by_minute.get(minute, 0) + 1
+            if not late:
+                by_minute = delta[2]
+                by_minute[minute] = by_minute.get(minute, 0) + 1
             first = delta[3]
             earliest = first.get(region)
             if earliest is None or ts < earliest:

@@ -37,6 +37,7 @@ from pipeline.virality.trend import trend_score
 class Analysis:
     stats: ReplayStats
     accepted: int = 0
+    late: int = 0
     rejected: Counter = field(default_factory=Counter)
     watermark: float | None = None
     earliest: float | None = None  # the oldest accepted event's time
@@ -98,7 +99,11 @@ class Analysis:
     def to_json(self, tags: Sequence[str] | None = None) -> dict[str, Any]:
         chosen = tags if tags is not None else [t for t, _ in self.posts.most_common()]
         return {
-            "events": {"accepted": self.accepted, "rejected": dict(self.rejected)},
+            "events": {
+                "accepted": self.accepted,
+                "rejected": dict(self.rejected),
+                "late": self.late,
+            },
             "watermark": self.watermark,
             "skipped_source_lines": self.stats.skipped,
             "generation_interval": {
@@ -130,15 +135,22 @@ def analyze(
     movement_tags: Mapping[str, Iterable[str]] = movements.DEFAULT,
     interval: Sequence[float] = (),
     detail: str | None = None,
+    grace_seconds: float = 3600.0,
 ) -> Analysis:
     """``movement_tags``: the movements to count, as the worker's ``--movement``;
     ``interval``: a configured generation interval (default: learned, as the worker does);
-    ``detail``: a normalised hashtag whose posts by region and hour to keep as well."""
+    ``detail``: a normalised hashtag whose posts by region and hour to keep as well;
+    ``grace_seconds``: lateness as the worker's ``--grace-seconds``, against the watermark of
+    the events before, in replay order (one partition's view)."""
     out = Analysis(ReplayStats(), interval=tuple(interval))
     out.movements = moves = Analysis(out.stats, interval=out.interval, parents=out.parents)
     index = movements.index(movement_tags)
     for _ts, line in selected(paths, out.stats, selection):
-        s = summarise(line, envelope=True, movements=index, parents=out.parents)
+        late_before = None if out.watermark is None else out.watermark - grace_seconds
+        s = summarise(
+            line, envelope=True, movements=index, parents=out.parents, late_before=late_before
+        )
+        out.late += s.late
         out.accepted += s.accepted
         out.rejected.update(reason for reason, _ in s.rejected)
         if s.max_ts is not None:  # one line: its event's time, when accepted

@@ -60,3 +60,4 @@ class WorkerSettings:
     movements: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # w_1..w_K of a configured generation interval; empty: learned from parent links.
     generation_interval: tuple[float, ...] = ()
+    grace_seconds: float = 3600.0  # late events (README "Late events")

@@ -24,7 +24,8 @@ def app(tmp_path, monkeypatch):
     async def fake_send(encoded):
         for (topic, partition), records in encoded.items():
             for key, value in records:
-                record = (topic, partition, orjson.loads(key), orjson.loads(value))
+                decoded = None if value is None else orjson.loads(value)  # None: a tombstone
+                record = (topic, partition, orjson.loads(key), decoded)
                 app.changelog_records.append(record)
         return sum(map(len, encoded.values()))
 
@@ -84,6 +85,29 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
     keys = counters.recent_keys(131.0)
     assert counters.recent_counts("metoo", keys)[:2] == [3, 0]
     assert counters.recent_children("metoo", keys)[:2] == [1, 0]
+
+
+async def test_buckets_expire_in_event_time_with_tombstones(app):
+    counters = app.spread_counters
+    owned = {faust.types.TP("hashtag-deltas", p) for p in range(4)}
+    app.assignor.assigned_actives = lambda: owned
+    hour = 3600.0
+    start = 1_508_000_000.0
+    async with counters.agent.test_context() as agent:
+        for i, ts in enumerate([start, start + 60, start + 2 * hour]):
+            await put_record(agent, [(0, i, i)], {"id": str(i), "ts": ts, "hashtags": ["old"]})
+        # Far enough later (retention: grace 1 h + R_t's 7 h span) and past a sweep.
+        late = start + counters.retention + 20 * 60
+        await put_record(agent, [(0, 3, 3)], {"id": "3", "ts": late, "hashtags": ["new"]})
+        await put_record(agent, [(0, 4, 4)], {"id": "4", "ts": late + 700, "hashtags": ["new"]})
+    minutes = {(tag, int(start_)) for tag, (start_, _end) in counters.minutes.table.data}
+    gone = {("old", int(start // 60 * 60)), ("old", int((start + 60) // 60 * 60))}
+    assert not minutes & gone  # expired: older than the watermark minus the retention
+    assert ("old", int((start + 2 * hour) // 60 * 60)) in minutes  # still within it
+    assert counters.buckets_expired == 2
+    tombstones = [r for r in app.changelog_records if r[3] is None]
+    assert {(key[0], int(key[1][0])) for _, _, key, _ in tombstones} == gone
+    assert counters.totals.data["old"]["n"] == 3  # totals never expire
 
 
 @pytest.fixture

@@ -128,3 +128,18 @@ def test_merge_total_and_bucket_in_place():
     copy = wire.new_bucket(old)
     wire.merge_bucket(copy, wire.marked([[2, 4, 4]]), 1, 1)
     assert copy == [6, {"2": 4}, 1] and old == [5, {"2": 3}]
+
+
+def test_late_events_count_in_totals_but_not_in_minute_buckets():
+    record = env(
+        {"id": "1", "ts": 1000.0, "region": "FR", "hashtags": ["a"], "user": "x"},
+        {"id": "2", "ts": 400.0, "region": "US", "hashtags": ["a", "b"], "parent": "1"},
+    )
+    s = summarise(record, envelope=True, late_before=500.0)
+    assert s.accepted == 2 and s.late == 1
+    posts, regions, minutes, first, children, users = s.tags["a"]
+    assert posts == 2 and regions == {"FR": 1, "US": 1} and first == {"FR": 1000.0, "US": 400.0}
+    assert minutes == {960: 1} and children == {}  # the late reply is in neither
+    assert users == {"x"}  # a late event still counts as a user
+    assert s.tags["b"][:3] == [1, {"US": 1}, {}]
+    assert summarise(record, envelope=True).late == 0
