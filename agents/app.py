@@ -90,8 +90,9 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         writer,
         settings.limits,
         partition_cache,
-        movements.index(dict(settings.movements)),
+        movements.index(dict(settings.movements)) if settings.virality else None,
         settings.grace_seconds,
+        settings.virality,
     )
 
     probe = BrokerProbe(app, settings.broker)
@@ -104,9 +105,11 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
             ingest,
             counters,
             settings.max_hashtags,
-            settings.always_export + tuple(t for _, tags in settings.movements for t in tags),
+            settings.always_export
+            + tuple(t for _, tags in settings.movements if settings.virality for t in tags),
             settings.generation_interval,
-            settings.movements,
+            settings.movements if settings.virality else (),
+            settings.virality,
         )
     )
     ProcessCollector(registry=registry)

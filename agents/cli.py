@@ -143,6 +143,13 @@ GC_THRESHOLDS = (700, 10, 10_000)
     help="Events older than their partition's newest event time minus this are late: counted "
     "in totals and spread_events_late_total, not in the windows (rates, R_t, trend).",
 )
+@click.option(
+    "--virality/--no-virality",
+    default=True,
+    show_default=True,
+    help="--no-virality: counts, rates and growth only (no movements, trend, R_t, unique "
+    "users), for the most events per second; the cap then ranks by the 15m rate.",
+)
 def worker(
     broker_addr: str | None,
     metrics_port: int,
@@ -160,6 +167,7 @@ def worker(
     movement_specs: tuple[str, ...],
     interval_spec: str,
     grace_seconds: float,
+    virality: bool,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -202,6 +210,7 @@ def worker(
         movements=tuple(families.items()),
         generation_interval=interval or (),
         grace_seconds=grace_seconds,
+        virality=virality,
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))

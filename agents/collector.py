@@ -316,12 +316,14 @@ class HashtagCollector(_Collector):
         always_export: Collection[str],
         interval: Sequence[float] = (),
         families: Sequence[tuple[str, Sequence[str]]] = (),
+        virality: bool = True,
     ) -> None:
         super().__init__(app, ingest, counters)
         self.max_hashtags = max_hashtags
         self.always_export = frozenset(always_export)
         self.configured = list(interval)
         self.families = families
+        self.virality = virality
 
     def describe(self) -> list[Metric]:
         return [*_hashtag_families().values(), *_movement_families().values()]
@@ -355,20 +357,25 @@ class HashtagCollector(_Collector):
             if not value or counters.partition_of(tag) not in owned:
                 continue
             counts = counters.recent_counts(tag, keys) if keys is not None else None
-            signals = Signals(value, counts)
+            signals = Signals(value, counts, self.virality)
             if movements.is_key(tag):
                 signals.rt = estimate(tag)
                 signals.add_to(moves, movements.name_of(tag))
             else:
                 tracked[tag] = signals
+        # Ranked by trend score; by the 15m rate when the virality signals are off.
         exported = topk.select(
-            ((t, s.trend, s.value["n"]) for t, s in tracked.items()),
+            (
+                (t, s.trend if self.virality else s.rates.get("15m", 0.0), s.value["n"])
+                for t, s in tracked.items()
+            ),
             self.max_hashtags,
             self.always_export,
         )
         for tag in sorted(exported):
             # Only exported tags: R_t reads ~150 buckets per tag, too many for a long tail.
-            tracked[tag].rt = estimate(tag)
+            if self.virality:
+                tracked[tag].rt = estimate(tag)
             tracked[tag].add_to(fam, tag)
         fam["tracked"].add_metric([], len(tracked))
         fam["exported"].add_metric([], len(exported))
@@ -382,14 +389,15 @@ class HashtagCollector(_Collector):
 class Signals:
     """One hashtag's (or movement's) exported values, from its total and newest buckets."""
 
-    __slots__ = ("counts", "growth", "rates", "rt", "trend", "value")
+    __slots__ = ("counts", "growth", "rates", "rt", "trend", "value", "virality")
 
-    def __init__(self, value: dict, counts: list[int] | None) -> None:
+    def __init__(self, value: dict, counts: list[int] | None, virality: bool = True) -> None:
         self.value = value
-        self.counts = counts
+        self.virality = virality
+        self.counts = counts if virality else None  # no trend without the signals
         self.rates = window_rates(counts) if counts is not None else {}
         self.growth = growth_ratio(counts) if counts is not None else None
-        self.trend = trend_score(counts) if counts is not None else 0.0
+        self.trend = trend_score(counts) if self.counts is not None else 0.0
         self.rt: Estimate | None = None
 
     def add_to(self, fam: dict[str, Metric], label: str) -> None:
@@ -398,7 +406,8 @@ class Signals:
         for region, n in value["r"].items():
             fam["region_total"].add_metric([label, region], n)
         fam["reached"].add_metric([label], len(value["r"]))
-        fam["users"].add_metric([label], users.estimate(value.get("u")))
+        if self.virality:
+            fam["users"].add_metric([label], users.estimate(value.get("u")))
         for region, ts in value["f"].items():
             fam["first_seen"].add_metric([label, region], ts)
         for window, per_minute in self.rates.items():

@@ -60,12 +60,13 @@ class Ingest:
         partition_cache: dict[str, int] | None = None,
         movements: dict[str, str] | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        virality: bool = True,
     ) -> None:
         self.app = app
         # Lags between parents and children, learned from the records read here (in memory:
         # after a restart it learns again, with the default interval meanwhile).
         self.parents = ParentClock()
-        parents = self.parents
+        parents = self.parents if virality else None
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
         n_deltas = topology.deltas
         partition_cache = {} if partition_cache is None else partition_cache
@@ -140,7 +141,9 @@ class Ingest:
                 for entry_ranges, wm, tags in entries:
                     split = wire.split_by_partition(tags, n_deltas, partition_cache)
                     for target, part in split.items():
-                        by_target.setdefault(target, []).append(wire.entry(entry_ranges, wm, part))
+                        by_target.setdefault(target, []).append(
+                            wire.entry(entry_ranges, wm, part, with_users=virality)
+                        )
                 for target, delta_entries in by_target.items():
                     await deltas.send(value=wire.encode(delta_entries), partition=target)
 

@@ -72,8 +72,11 @@ Range = tuple[int, int, int]  # (sp, first, last)
 APPLY, SKIP, OVERLAP = "apply", "skip", "overlap"
 
 
-def entry(ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta]) -> Entry:
-    """One batch's contribution (minute buckets as pairs: JSON keys are strings)."""
+def entry(
+    ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta], with_users: bool = True
+) -> Entry:
+    """One batch's contribution (minute buckets as pairs: JSON keys are strings);
+    ``with_users=False`` leaves the users out (a worker run with ``--no-virality``)."""
     return [
         [list(r) for r in ranges],
         wm,
@@ -84,7 +87,7 @@ def entry(ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta]) -
                 list(d[2].items()),
                 d[3],
                 list(d[4].items()),
-                users.pack(d[5]),
+                users.pack(d[5]) if with_users else [],
             ]
             for t, d in tags.items()
         },

@@ -61,3 +61,5 @@ class WorkerSettings:
     # w_1..w_K of a configured generation interval; empty: learned from parent links.
     generation_interval: tuple[float, ...] = ()
     grace_seconds: float = 3600.0  # late events (README "Late events")
+    # False: counts, rates and growth only: no movements, R_t, trend, users (for throughput).
+    virality: bool = True

@@ -337,3 +337,25 @@ def test_spread_top_ranks_hashtags_like_the_ground_truth(broker, make_worker):
     assert [int(r[1].replace(",", "")) for r in rows] == sorted(in_fr.values(), reverse=True)
     bad = run_cli("top", worker.url, "--region", "Francia")
     assert bad.returncode == 2 and b"--region" in bad.stderr
+
+
+def test_no_virality_counts_exactly_without_the_signals(broker, make_worker):
+    truth = compute([SAMPLE])
+    worker = make_worker(extra_args=("--no-virality", "--max-hashtags", "5")).start()
+    replay(broker, str(SAMPLE))
+
+    def counted():
+        m = worker.scrape()
+        read = sum(by_label(m, "spread_events_total", "outcome").values())
+        done = read == truth.accepted + sum(truth.rejected.values())
+        return m if done and single(m, "spread_hashtag_posts_sum") == truth.posts.total() else None
+
+    m = wait_for(counted, 60, "the worker to count the replay")
+    exported = by_label(m, "hashtag_posts_total", "hashtag")
+    assert exported == {t: truth.posts[t] for t in exported}
+    # The cap ranks by the 15m rate, and no movement's tags are added.
+    rank = sorted(truth.posts, key=lambda t: (-truth.per_minute(t, 15), -truth.posts[t], t))
+    assert set(exported) == set(rank[:5])
+    for name in ("hashtag_trend_score", "hashtag_reproduction_number", "hashtag_unique_users"):
+        assert name not in m, name
+    assert not any(name.startswith("movement_") for name in m)
