@@ -121,8 +121,8 @@ def summarise(
         if not distinct:
             continue
         if movements:
-            for tag in distinct[:]:
-                k = movements.get(tag)
+            for i in range(len(distinct)):  # not the keys appended below
+                k = movements.get(distinct[i])
                 if k is not None and k not in distinct:
                     distinct.append(k)
         parent = event.get("parent")

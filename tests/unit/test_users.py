@@ -46,3 +46,17 @@ def test_a_union_is_not_reused_when_the_stored_text_is_not_the_one_it_wrote():
 
 def test_no_users_no_estimate():
     assert users.estimate(None) == 0.0 and users.estimate("") == 0.0
+
+
+def test_a_few_users_are_kept_exactly_as_a_sorted_list_then_as_a_sketch():
+    unions = users.Unions()
+    stored = None
+    for batch in (["b", "a"], ["a", "c"]):  # a repeat counts once
+        stored = unions.merge("t", stored, users.pack(set(batch)))
+    assert stored == ["a", "b", "c"] and users.estimate(stored) == 3.0
+    many = [f"u{i}" for i in range(users.EXACT)]
+    stored = unions.merge("t", stored, users.pack(set(many[:10])))
+    assert isinstance(stored, list)
+    stored = unions.merge("t", stored, users.pack(set(many)))  # past EXACT: a sketch
+    assert isinstance(stored, str)
+    assert users.estimate(stored) == pytest.approx(users.EXACT + 3, abs=0.5)
