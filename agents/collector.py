@@ -18,7 +18,13 @@ from agents.changelog import plain_dict
 from pipeline.settings import DELTAS, POSTS
 from pipeline.virality import movements, topk, users
 from pipeline.virality.generation import mean_lag
-from pipeline.virality.rates import HISTORY, doubling_time_seconds, growth_ratio, window_rates
+from pipeline.virality.rates import (
+    HISTORY,
+    doubling_time_seconds,
+    growth_ratio,
+    region_rates,
+    window_rates,
+)
 from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, Estimate, cori
 from pipeline.virality.trend import trend_score
 
@@ -144,6 +150,12 @@ def _hashtag_families() -> dict[str, Metric]:
             "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
             labels=["hashtag"],
         ),
+        "region_rate": GaugeMetricFamily(
+            "hashtag_region_posts_per_minute",
+            "Posts per minute in the region over the last 15m/1h of event time (regions "
+            "with posts in the window only).",
+            labels=["hashtag", "region", "window"],
+        ),
         "tracked": GaugeMetricFamily(
             "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
         ),
@@ -207,6 +219,12 @@ def _movement_families() -> dict[str, Metric]:
             "movement_unique_users",
             "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
             labels=["movement"],
+        ),
+        "region_rate": GaugeMetricFamily(
+            "movement_region_posts_per_minute",
+            "Posts per minute in the region over the last 15m/1h of event time (regions "
+            "with posts in the window only).",
+            labels=["movement", "region", "window"],
         ),
         "members": GaugeMetricFamily(
             "movement_hashtag_info",
@@ -352,6 +370,9 @@ class HashtagCollector(_Collector):
                 weights,
             )
 
+        def where(tag: str) -> dict[str, dict[str, float]]:
+            return region_rates(counters.recent_regions(tag, keys)) if keys is not None else {}
+
         tracked: dict[str, Signals] = {}
         for tag, value in list(plain_dict(counters.totals).items()):
             if not value or counters.partition_of(tag) not in owned:
@@ -360,6 +381,7 @@ class HashtagCollector(_Collector):
             signals = Signals(value, counts, self.virality)
             if movements.is_key(tag):
                 signals.rt = estimate(tag)
+                signals.where = where(tag)
                 signals.add_to(moves, movements.name_of(tag))
             else:
                 tracked[tag] = signals
@@ -376,6 +398,7 @@ class HashtagCollector(_Collector):
             # Only exported tags: R_t reads ~150 buckets per tag, too many for a long tail.
             if self.virality:
                 tracked[tag].rt = estimate(tag)
+            tracked[tag].where = where(tag)
             tracked[tag].add_to(fam, tag)
         fam["tracked"].add_metric([], len(tracked))
         fam["exported"].add_metric([], len(exported))
@@ -389,7 +412,7 @@ class HashtagCollector(_Collector):
 class Signals:
     """One hashtag's (or movement's) exported values, from its total and newest buckets."""
 
-    __slots__ = ("counts", "growth", "rates", "rt", "trend", "value", "virality")
+    __slots__ = ("counts", "growth", "rates", "rt", "trend", "value", "virality", "where")
 
     def __init__(self, value: dict, counts: list[int] | None, virality: bool = True) -> None:
         self.value = value
@@ -399,6 +422,7 @@ class Signals:
         self.growth = growth_ratio(counts) if counts is not None else None
         self.trend = trend_score(counts) if self.counts is not None else 0.0
         self.rt: Estimate | None = None
+        self.where: dict[str, dict[str, float]] = {}  # window -> region -> posts per minute
 
     def add_to(self, fam: dict[str, Metric], label: str) -> None:
         value = self.value
@@ -412,6 +436,9 @@ class Signals:
             fam["first_seen"].add_metric([label, region], ts)
         for window, per_minute in self.rates.items():
             fam["rate"].add_metric([label, window], per_minute)
+        for window, by_region in self.where.items():
+            for region, per_minute in sorted(by_region.items()):
+                fam["region_rate"].add_metric([label, region, window], per_minute)
         if self.growth is not None:
             fam["growth"].add_metric([label], self.growth)
             if "doubling" in fam:

@@ -7,8 +7,8 @@ worker owns a disjoint set of hashtags and exports only those):
     ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks, "u": users}``
     (``u``: the HyperLogLog sketch of its users, :mod:`pipeline.virality.users`)
 ``hashtag-minutes`` (tumbling 60 s windows, event time, closed-open ``[m, m + 60)``)
-    ``[posts, marks, children]`` per (hashtag, minute); ``children`` are the posts that name
-    a parent (the reproduction number's secondary cases)
+    ``[posts, marks, children, {region: posts}]`` per (hashtag, minute); ``children`` are the
+    posts that name a parent (the reproduction number's secondary cases)
 
 ``marks`` is the highest source offset applied per ``posts`` partition; a delta at or below its
 mark is a redelivery and is skipped (:mod:`pipeline.deltas`). Delta records are taken in
@@ -123,6 +123,9 @@ class Counters:
                     posts, by_region, by_minute, first_seen = delta[:4]
                     children = dict(delta[4]) if len(delta) > 4 and delta[4] else None
                     batch_users = delta[5] if len(delta) > 5 else None
+                    where: dict[int, dict[str, int]] = {}
+                    for m, region, n in delta[6] if len(delta) > 6 else ():
+                        where.setdefault(m, {})[region] = n
                     pending = new_totals.get(tag)
                     if pending is None:
                         stored = totals.get(tag)
@@ -148,7 +151,7 @@ class Counters:
                             bucket = pending_bucket[1]
                         if wire.check(bucket[1], ranges_) == wire.APPLY:
                             kids = children.get(minute, 0) if children else 0
-                            wire.merge_bucket(bucket, ranges_, count, kids)
+                            wire.merge_bucket(bucket, ranges_, count, kids, where.get(minute))
                             new_buckets[key] = (partition, bucket)
                             if self._index is not None:
                                 self._index.setdefault(int(minute), set()).add(tag)
@@ -198,6 +201,15 @@ class Counters:
         for rng in keys:
             value = buckets.get((tag, rng))
             out.append(value[0] if value else 0)
+        return out
+
+    def recent_regions(self, tag: str, keys: list[tuple[float, float]]) -> list[dict[str, int]]:
+        """Posts by region of each of ``keys``' buckets (empty for buckets without)."""
+        buckets = plain_dict(self.minutes.table)
+        out = []
+        for rng in keys:
+            value = buckets.get((tag, rng))
+            out.append(value[3] if value and len(value) > 3 else {})
         return out
 
     def recent_children(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:

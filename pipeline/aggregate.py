@@ -5,13 +5,14 @@ plain data so it is unit-tested without a broker. Per distinct normalised hashta
 yields one :data:`TagDelta`::
 
     [posts, {region: posts}, {minute_start: posts}, {region: earliest_ts},
-     {minute_start: children}, {users}]
+     {minute_start: children}, {users}, {(minute_start, region): posts}]
 
 ``minute_start`` is the event time floored to the minute, aligned to the epoch (closed-open
 buckets ``[m, m + 60)``). ``children`` counts the posts that name a ``parent`` (a non-empty
 string): the secondary cases of the reproduction number (:mod:`pipeline.virality.reproduction`),
 as opposed to posts that start a cascade. ``users`` is the set of the posts' ``user`` values
-(non-empty strings), for the unique-user sketches (:mod:`pipeline.virality.users`).
+(non-empty strings), for the unique-user sketches (:mod:`pipeline.virality.users`). The last
+field splits each minute's posts by region, for the per-region rates.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from pipeline.events import split_record, validate
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.virality.parents import ParentClock
 
-TagDelta = list  # [int, dict[str, int], dict[int, int], dict[str, float], dict[int, int], set]
+# [int, dict[str, int], dict[int, int], dict[str, float], dict[int, int], set,
+#  dict[tuple[int, str], int]]
+TagDelta = list
 
 _normalise_tag = lru_cache(maxsize=1 << 16)(hashtags.normalise)
 _normalise_region = lru_cache(maxsize=1024)(regions.normalise)
@@ -146,6 +149,7 @@ def summarise(
                     {region: ts},
                     {minute: 1} if child else {},
                     {user} if user is not None else set(),
+                    {} if late else {(minute, region): 1},
                 ]
                 continue
             delta[0] += 1
@@ -154,6 +158,9 @@ def summarise(
             if not late:
                 by_minute = delta[2]
                 by_minute[minute] = by_minute.get(minute, 0) + 1
+                where = delta[6]
+                key = (minute, region)
+                where[key] = where.get(key, 0) + 1
             first = delta[3]
             earliest = first.get(region)
             if earliest is None or ts < earliest:

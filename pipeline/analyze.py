@@ -26,6 +26,7 @@ from pipeline.virality.rates import (
     HISTORY,
     doubling_time_seconds,
     growth_ratio,
+    region_rates,
     window_minutes,
     window_rates,
 )
@@ -46,6 +47,8 @@ class Analysis:
     first_seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     children: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # tag -> (minute, region) -> posts: the per-region rates
+    region_minutes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     users: dict[str, Any] = field(default_factory=dict)  # tag -> HyperLogLog sketch
     # For ``detail``'s hashtag only: posts per (region, hour start), for spread report.
     region_hours: Counter = field(default_factory=Counter)
@@ -75,6 +78,15 @@ class Analysis:
         minutes = list(span)
         return cori([kids.get(m, 0) for m in minutes], [total.get(m, 0) for m in minutes], weights)
 
+    def region_rates(self, tag: str) -> dict[str, dict[str, float]]:
+        if self.watermark is None:
+            return {}
+        per = defaultdict(dict)
+        for (m, region), n in self.region_minutes[tag].items():
+            per[m][region] = n
+        window = reversed(window_minutes(self.watermark, HISTORY))
+        return region_rates([per.get(m, {}) for m in window])
+
     def rates(self, tag: str) -> dict[str, float]:
         counts = self._recent(tag)
         return window_rates(counts) if counts is not None else {}
@@ -92,6 +104,7 @@ class Analysis:
             "growth_ratio": growth,
             "doubling_time_seconds": _json_number(doubling_time_seconds(growth)),
             "trend_score": trend_score(counts) if counts is not None else None,
+            "region_posts_per_minute": self.region_rates(tag),
             "reproduction_number": _estimate(self.reproduction(tag)),
             "unique_users": self.users[tag].get_estimate() if tag in self.users else 0.0,
         }
@@ -156,7 +169,7 @@ def analyze(
         if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
             out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
-        for tag, (n, by_region, by_minute, first, children, who) in s.tags.items():
+        for tag, (n, by_region, by_minute, first, children, who, where) in s.tags.items():
             into = out
             if movements.is_key(tag):
                 into, tag = moves, movements.name_of(tag)
@@ -167,6 +180,7 @@ def analyze(
                 for region, count in by_region.items():
                     out.region_hours[(region, hour)] += count
             into.minutes[tag].update(by_minute)
+            into.region_minutes[tag].update(where)
             if children:
                 into.children[tag].update(children)
             if who:

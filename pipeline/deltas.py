@@ -9,12 +9,14 @@ record holds entries; an entry sums the records of one or more contiguous offset
 
     {"e": [[[[sp, first, last], ...], wm,
             {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts},
-                       [[minute_start, children], ...], users]}],
+                       [[minute_start, children], ...], users,
+                       [[minute_start, region, posts], ...]]}],
            ...]}
 
 (``children``: posts naming a parent, per minute; ``users``: the entry's users, as a list of
 ids when few, else their HyperLogLog sketch in base64 (:func:`pipeline.virality.users.pack`).
-Deltas written before these existed have four fields: no children, no users.)
+The last field splits the minutes' posts by region. Deltas written before these existed
+have four or six fields: no children, no users, no regions per minute.)
 
 A batch's new records make one entry whatever the number of source partitions in it, so a
 hashtag costs stage 2 one merge per batch, not one per source partition.
@@ -88,6 +90,7 @@ def entry(
                 d[3],
                 list(d[4].items()),
                 users.pack(d[5]) if with_users else [],
+                [[m, r, n] for (m, r), n in d[6].items()],
             ]
             for t, d in tags.items()
         },
@@ -170,17 +173,32 @@ def merge_total(
 
 
 def new_bucket(stored: list[Any] | None) -> list[Any]:
-    """A ``[posts, marks, children]`` (hashtag, minute) bucket the caller owns: a copy of
-    ``stored`` (whose ``children`` may be missing: written before it existed) or empty."""
+    """A ``[posts, marks, children, {region: posts}]`` (hashtag, minute) bucket the caller
+    owns: a copy of ``stored`` (whose last fields may be missing: written before they
+    existed) or empty."""
     if not stored:
-        return [0, {}, 0]
-    return [stored[0], dict(stored[1]), stored[2] if len(stored) > 2 else 0]
+        return [0, {}, 0, {}]
+    n = len(stored)
+    return [
+        stored[0],
+        dict(stored[1]),
+        stored[2] if n > 2 else 0,
+        dict(stored[3]) if n > 3 else {},
+    ]
 
 
 def merge_bucket(
-    value: list[Any], ranges: list[tuple[str, int, int]], posts: int, children: int = 0
+    value: list[Any],
+    ranges: list[tuple[str, int, int]],
+    posts: int,
+    children: int = 0,
+    by_region: Mapping[str, int] | None = None,
 ) -> None:
     """Add to a bucket from :func:`new_bucket`."""
     value[0] += posts
     value[2] += children
+    if by_region:
+        where = value[3]
+        for region, n in by_region.items():
+            where[region] = where.get(region, 0) + n
     _advance_marks(value[1], ranges)

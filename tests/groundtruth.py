@@ -84,6 +84,8 @@ class Truth:
     first_seen: dict = field(default_factory=dict)  # (tag, region) -> ts
     minutes: dict = field(default_factory=lambda: defaultdict(Counter))  # tag -> minute -> n
     users: dict = field(default_factory=lambda: defaultdict(set))  # tag -> distinct users
+    # (tag, region) -> minute -> n
+    region_minutes: dict = field(default_factory=lambda: defaultdict(Counter))
     bad_lines: list = field(default_factory=list)  # (reason, raw bytes)
 
     def growth(self, tag: str) -> float | None:
@@ -106,6 +108,13 @@ class Truth:
         mean = sum(w * n for w, n in zip(weights, older, strict=True)) / sum(weights)
         var = sum(w * (n - mean) ** 2 for w, n in zip(weights, older, strict=True)) / sum(weights)
         return (current - mean) / math.sqrt((var + mean + 1) / 15)
+
+    def region_per_minute(self, tag: str, region: str, window_minutes: int) -> float:
+        """The region's posts in the w buckets ending at the watermark's, ÷ w."""
+        last = math.floor(self.watermark / 60) * 60
+        first = last - (window_minutes - 1) * 60
+        counts = self.region_minutes[(tag, region)]
+        return sum(n for m, n in counts.items() if first <= m <= last) / window_minutes
 
     def per_minute(self, tag: str, window_minutes: int) -> float:
         last = math.floor(self.watermark / 60) * 60
@@ -145,6 +154,7 @@ def compute(paths: list[Path]) -> Truth:
             key = (tag, region)
             truth.first_seen[key] = min(truth.first_seen.get(key, ts), ts)
             truth.minutes[tag][math.floor(ts / 60) * 60] += 1
+            truth.region_minutes[(tag, region)][math.floor(ts / 60) * 60] += 1
             user = event.get("user")
             if isinstance(user, str) and user:
                 truth.users[tag].add(user)

@@ -313,6 +313,22 @@ spread = dashboard(
             10,
             "The last 15 minutes' rate against the hashtag's own EWMA baseline, in standard errors.",
         ),
+        panel(
+            8,
+            "Posts per minute by region, last hour (selected hashtags, event time)",
+            "timeseries",
+            [
+                target(
+                    'sum by (region) (hashtag_region_posts_per_minute{hashtag=~"$hashtag", window="1h"})',
+                    "{{region}}",
+                ),
+            ],
+            0,
+            42,
+            24,
+            10,
+            "Where the selected hashtags are spreading now; regions with no post in the hour are absent.",
+        ),
     ],
     templating=[hashtag_var],
 )
@@ -485,6 +501,22 @@ movement = dashboard(
                     }
                 ],
             },
+        ),
+        panel(
+            10,
+            "Posts per minute by region, last hour (event time)",
+            "timeseries",
+            [
+                target(
+                    'sum by (region) (movement_region_posts_per_minute{movement="$movement", window="1h"})',
+                    "{{region}}",
+                ),
+            ],
+            0,
+            37,
+            24,
+            10,
+            "Where the movement, under any of its hashtags, is spreading now.",
         ),
     ],
     templating=[movement_var],

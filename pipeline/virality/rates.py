@@ -9,7 +9,7 @@ time: a replay at 100x gives the same rates as the live stream did.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 WINDOWS: dict[str, int] = {"1m": 1, "15m": 15, "1h": 60}
 
@@ -67,3 +67,26 @@ def doubling_time_seconds(growth: float | None) -> float | None:
     if growth <= 1:
         return math.inf
     return 3600 * math.log(2) / math.log(growth)
+
+
+# Per region, the windows that are not too noisy to show on a map: a region's single minute
+# is mostly 0 or 1.
+REGION_WINDOWS: dict[str, int] = {"15m": 15, "1h": 60}
+
+
+def region_rates(regions_newest_first: Sequence[Mapping[str, int]]) -> dict[str, dict[str, float]]:
+    """``{window: {region: posts per minute}}`` over the newest 15 and 60 minute buckets
+    (``regions_newest_first[0]`` is the watermark's), regions without posts left out."""
+    out: dict[str, dict[str, float]] = {}
+    totals: dict[str, int] = {}
+    ends = {w: label for label, w in REGION_WINDOWS.items()}
+    for i, by_region in enumerate(regions_newest_first[: max(REGION_WINDOWS.values())], 1):
+        for region, n in by_region.items():
+            totals[region] = totals.get(region, 0) + n
+        label = ends.get(i)
+        if label is not None:
+            out[label] = {region: n / i for region, n in totals.items() if n}
+    for label, w in REGION_WINDOWS.items():  # a short series: the windows it did not reach
+        if label not in out:
+            out[label] = {region: n / w for region, n in totals.items() if n}
+    return out

@@ -118,6 +118,14 @@ def assert_matches(m: Metrics, truth: Truth) -> None:
     assert by_label(m, "hashtag_growth_ratio", "hashtag") == pytest.approx(
         {t: g for t, g in growth.items() if g is not None}
     )
+    regional = {
+        (tag, region, label): truth.region_per_minute(tag, region, w)
+        for tag, region in truth.region_minutes
+        for label, w in {"15m": 15, "1h": 60}.items()
+    }
+    assert by_label(
+        m, "hashtag_region_posts_per_minute", "hashtag", "region", "window"
+    ) == pytest.approx({k: v for k, v in regional.items() if v})
     # A sketch, not a set: within 2 % of the exact count (README "Metrics").
     assert by_label(m, "hashtag_unique_users", "hashtag") == pytest.approx(
         {t: len(truth.users[t]) for t in truth.posts}, rel=0.02

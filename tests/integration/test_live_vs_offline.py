@@ -105,6 +105,16 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
     assert by_label(m, "hashtag_trend_score", "hashtag") == pytest.approx(
         {t: v["trend_score"] for t, v in tags.items()}
     )
+    assert by_label(m, "hashtag_region_posts_per_minute", "hashtag", "region", "window") == (
+        pytest.approx(
+            {
+                (t, r, w): x
+                for t, v in tags.items()
+                for w, by_region in v["region_posts_per_minute"].items()
+                for r, x in by_region.items()
+            }
+        )
+    )
     # Unique users: live unions of per-batch sketches, offline one sketch per tag.
     assert by_label(m, "hashtag_unique_users", "hashtag") == pytest.approx(
         {t: v["unique_users"] for t, v in tags.items()}, rel=0.02

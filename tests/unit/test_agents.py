@@ -78,13 +78,14 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
         await put_record(agent, [(0, 0, 0)], reply)  # redelivered: skipped, children too
         # A delta written before children were counted: four fields, counted as posts only.
         old = wire.entry(
-            [(0, 1, 1)], 131.0, {"metoo": [1, {"FR": 1}, {120: 1}, {"FR": 131.0}, {}, set()]}
+            [(0, 1, 1)], 131.0, {"metoo": [1, {"FR": 1}, {120: 1}, {"FR": 131.0}, {}, set(), {}]}
         )
         old[2]["metoo"] = old[2]["metoo"][:4]
         await agent.put(wire.encode([old]), partition=wire.partition_for("metoo", 4))
     keys = counters.recent_keys(131.0)
     assert counters.recent_counts("metoo", keys)[:2] == [3, 0]
     assert counters.recent_children("metoo", keys)[:2] == [1, 0]
+    assert counters.recent_regions("metoo", keys)[:2] == [{"FR": 2}, {}]  # the old delta: none
 
 
 async def test_buckets_expire_in_event_time_with_tombstones(app):

@@ -31,7 +31,8 @@ def test_summarise_counts_once_per_distinct_tag_by_region_and_minute():
     assert [r for r, _ in s.rejected] == ["invalid_json", "bad_id"]
     assert s.rejected[0][1] == b"{broken"
     assert s.max_ts == 179.0
-    posts, regions, minutes, first, children, users = s.tags["metoo"]
+    posts, regions, minutes, first, children, users, where = s.tags["metoo"]
+    assert where == {(120, "FR"): 1, (60, "ZZ"): 1}  # each minute's posts by region
     assert posts == 2
     assert regions == {"FR": 1, "ZZ": 1}
     assert minutes == {120: 1, 60: 1}
@@ -86,7 +87,15 @@ def test_summarise_into_accumulates_records():
     summarise(env({"id": "1", "ts": 60, "region": "US", "hashtags": ["a"]}), into=acc)
     second = summarise(env({"id": "2", "ts": 200, "region": "FR", "hashtags": ["A"]}), into=acc)
     assert second.tags is acc
-    assert acc["a"] == [2, {"US": 1, "FR": 1}, {60: 1, 180: 1}, {"US": 60, "FR": 200}, {}, set()]
+    assert acc["a"][:6] == [
+        2,
+        {"US": 1, "FR": 1},
+        {60: 1, 180: 1},
+        {"US": 60, "FR": 200},
+        {},
+        set(),
+    ]
+    assert acc["a"][6] == {(60, "US"): 1, (180, "FR"): 1}
 
 
 def test_check_ranges_against_marks():
@@ -120,14 +129,14 @@ def test_merge_total_and_bucket_in_place():
     wire.merge_total(copy, wire.marked([[0, 7, 7]]), 1, {"ZZ": 1}, {})
     assert v["n"] == 4 and "ZZ" not in v["r"] and v["m"]["0"] == 6  # the copy is independent
     b = wire.new_bucket(None)
-    wire.merge_bucket(b, wire.marked([[2, 0, 9]]), 3, 2)
-    wire.merge_bucket(b, wire.marked([[2, 10, 10], [4, 0, 1]]), 1)
-    assert b == [4, {"2": 10, "4": 1}, 2]
+    wire.merge_bucket(b, wire.marked([[2, 0, 9]]), 3, 2, {"US": 2, "FR": 1})
+    wire.merge_bucket(b, wire.marked([[2, 10, 10], [4, 0, 1]]), 1, 0, {"US": 1})
+    assert b == [4, {"2": 10, "4": 1}, 2, {"US": 3, "FR": 1}]
     # A bucket stored before children were counted reads as none; the copy is independent.
     old = [5, {"2": 3}]
     copy = wire.new_bucket(old)
     wire.merge_bucket(copy, wire.marked([[2, 4, 4]]), 1, 1)
-    assert copy == [6, {"2": 4}, 1] and old == [5, {"2": 3}]
+    assert copy == [6, {"2": 4}, 1, {}] and old == [5, {"2": 3}]
 
 
 def test_late_events_count_in_totals_but_not_in_minute_buckets():
@@ -137,7 +146,8 @@ def test_late_events_count_in_totals_but_not_in_minute_buckets():
     )
     s = summarise(record, envelope=True, late_before=500.0)
     assert s.accepted == 2 and s.late == 1
-    posts, regions, minutes, first, children, users = s.tags["a"]
+    posts, regions, minutes, first, children, users, where = s.tags["a"]
+    assert where == {(960, "FR"): 1}
     assert posts == 2 and regions == {"FR": 1, "US": 1} and first == {"FR": 1000.0, "US": 400.0}
     assert minutes == {960: 1} and children == {}  # the late reply is in neither
     assert users == {"x"}  # a late event still counts as a user

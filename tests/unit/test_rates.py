@@ -44,3 +44,15 @@ def test_doubling_time_from_the_hourly_growth():
     assert doubling_time_seconds(4.0) == 1800
     assert doubling_time_seconds(1.0) == math.inf and doubling_time_seconds(0.5) == math.inf
     assert doubling_time_seconds(None) is None
+
+
+def test_region_rates_over_15_and_60_buckets_without_empty_regions():
+    from pipeline.virality.rates import region_rates
+
+    newest_first = [{"FR": 3}] * 10 + [{"US": 6}] * 10 + [{"FR": 1}] * 100
+    assert region_rates(newest_first) == {
+        "15m": {"FR": 30 / 15, "US": 30 / 15},
+        "1h": {"FR": (30 + 40) / 60, "US": 60 / 60},
+    }
+    assert region_rates([{"EG": 6}]) == {"15m": {"EG": 6 / 15}, "1h": {"EG": 6 / 60}}
+    assert region_rates([]) == {"15m": {}, "1h": {}}
