@@ -100,6 +100,10 @@ class Analysis:
             "regions": dict(self.regions[tag]),
             "regions_reached": len(self.regions[tag]),
             "first_seen": self.first_seen[tag],
+            # The spread timeline: regions in the order they were reached.
+            "timeline": [
+                region for region, _ in sorted(self.first_seen[tag].items(), key=lambda kv: kv[1])
+            ],
             "posts_per_minute": window_rates(counts) if counts is not None else {},
             "growth_ratio": growth,
             "doubling_time_seconds": _json_number(doubling_time_seconds(growth)),

@@ -57,3 +57,11 @@ def test_errors_are_one_line_settings_errors(analysis, tmp_path):
         build(analysis, "nope")
     with pytest.raises(SettingsError, match=r"expected a \.png or \.html"):
         render(build(analysis, "metoo"), tmp_path / "r.pdf")
+
+
+def test_analyze_orders_regions_as_they_were_reached(analysis):
+    timeline = analysis.signals("metoo")["timeline"]
+    first = analysis.first_seen["metoo"]
+    assert sorted(timeline) == sorted(first)
+    assert [first[r] for r in timeline] == sorted(first.values())
+    assert analysis.movements.signals("metoo")["timeline"][0] == timeline[0]
