@@ -12,7 +12,14 @@ import click
 
 from pipeline import security
 from pipeline.broker import port_is_free
-from pipeline.cli import USER_ERRORS, broker_option, cli, fail, run
+from pipeline.cli import (
+    USER_ERRORS,
+    broker_option,
+    cli,
+    fail,
+    generation_interval_option,
+    run,
+)
 from pipeline.hashtags import normalise
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.producer import ensure_topics
@@ -126,15 +133,7 @@ GC_THRESHOLDS = (700, 10, 10_000)
     show_default=True,
     help="Events dated later than the worker's clock plus this are rejected (ts_out_of_range).",
 )
-@click.option(
-    "--generation-interval",
-    "interval_spec",
-    default="learned",
-    show_default=True,
-    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
-    help="For R_t: learned from the delays between posts and the replies/reposts naming "
-    "them, or a distribution with its mean in minutes and coefficient of variation.",
-)
+@generation_interval_option
 @click.option(
     "--grace-seconds",
     type=click.FloatRange(0),

@@ -90,71 +90,78 @@ def _pipeline_families() -> dict[str, Metric]:
     }
 
 
-def _hashtag_families() -> dict[str, Metric]:
+def _signal_families(prefix: str, label: str, what: str) -> dict[str, Metric]:
+    """The families a hashtag and a movement share: ``{prefix}_*`` labelled by ``label``."""
     return {
         "total": CounterMetricFamily(
-            "hashtag_posts", "Accepted posts carrying the hashtag.", labels=["hashtag"]
+            f"{prefix}_posts", f"Accepted posts carrying the {what}.", labels=[label]
         ),
         "region_total": CounterMetricFamily(
-            "hashtag_region_posts",
-            "Accepted posts carrying the hashtag, by region (ISO 3166-1 alpha-2, ZZ unknown).",
-            labels=["hashtag", "region"],
+            f"{prefix}_region_posts",
+            f"Accepted posts carrying the {what}, by region (ISO 3166-1 alpha-2, ZZ unknown).",
+            labels=[label, "region"],
         ),
         "rate": GaugeMetricFamily(
-            "hashtag_posts_per_minute",
+            f"{prefix}_posts_per_minute",
             "Posts per minute over the last 1m/15m/1h of event time, ending at the watermark.",
-            labels=["hashtag", "window"],
+            labels=[label, "window"],
+        ),
+        "region_rate": GaugeMetricFamily(
+            f"{prefix}_region_posts_per_minute",
+            "Posts per minute in the region over the last 15m/1h of event time (regions "
+            "with posts in the window only).",
+            labels=[label, "region", "window"],
         ),
         "reached": GaugeMetricFamily(
-            "hashtag_regions_reached", "Regions with at least one post.", labels=["hashtag"]
+            f"{prefix}_regions_reached", "Regions with at least one post.", labels=[label]
         ),
+        "first_seen": GaugeMetricFamily(
+            f"{prefix}_region_first_seen_timestamp_seconds",
+            f"Event time of the {what}'s first post in the region.",
+            labels=[label, "region"],
+        ),
+        "growth": GaugeMetricFamily(
+            f"{prefix}_growth_ratio",
+            "Posts in the last hour / posts in the hour before (event time; absent if none).",
+            labels=[label],
+        ),
+        "trend": GaugeMetricFamily(
+            f"{prefix}_trend_score",
+            "Last 15 minutes' rate against its own EWMA baseline of the 105 minutes before, "
+            "in standard errors (event time; see pipeline.virality.trend).",
+            labels=[label],
+        ),
+        "rt": GaugeMetricFamily(
+            f"{prefix}_reproduction_number",
+            "R_t: children per post over the last hour of event time (Cori et al. 2013, "
+            "posts without a parent as imported cases; absent with too little data).",
+            labels=[label],
+        ),
+        "rt_lower": GaugeMetricFamily(
+            f"{prefix}_reproduction_number_lower",
+            "2.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=[label],
+        ),
+        "rt_upper": GaugeMetricFamily(
+            f"{prefix}_reproduction_number_upper",
+            "97.5 % quantile of R_t's posterior (95 % credible band).",
+            labels=[label],
+        ),
+        "users": GaugeMetricFamily(
+            f"{prefix}_unique_users",
+            "Distinct users who posted it (exact up to 64, then HyperLogLog, ~0.8 % error).",
+            labels=[label],
+        ),
+    }
+
+
+def _hashtag_families() -> dict[str, Metric]:
+    return {
+        **_signal_families("hashtag", "hashtag", "hashtag"),
         "doubling": GaugeMetricFamily(
             "hashtag_doubling_time_seconds",
             "Doubling time at the hourly growth ratio (+Inf when not growing; absent if none).",
             labels=["hashtag"],
-        ),
-        "growth": GaugeMetricFamily(
-            "hashtag_growth_ratio",
-            "Posts in the last hour / posts in the hour before (event time; absent if none).",
-            labels=["hashtag"],
-        ),
-        "first_seen": GaugeMetricFamily(
-            "hashtag_region_first_seen_timestamp_seconds",
-            "Event time of the hashtag's first post in the region.",
-            labels=["hashtag", "region"],
-        ),
-        "trend": GaugeMetricFamily(
-            "hashtag_trend_score",
-            "Last 15 minutes' rate against the hashtag's own EWMA baseline of the 105 "
-            "minutes before, in standard errors (event time; see pipeline.virality.trend).",
-            labels=["hashtag"],
-        ),
-        "rt": GaugeMetricFamily(
-            "hashtag_reproduction_number",
-            "R_t: children per post over the last 30 minutes of event time (Cori et al. 2013, "
-            "posts without a parent as imported cases; absent with too little data).",
-            labels=["hashtag"],
-        ),
-        "rt_lower": GaugeMetricFamily(
-            "hashtag_reproduction_number_lower",
-            "2.5 % quantile of R_t's posterior (95 % credible band).",
-            labels=["hashtag"],
-        ),
-        "rt_upper": GaugeMetricFamily(
-            "hashtag_reproduction_number_upper",
-            "97.5 % quantile of R_t's posterior (95 % credible band).",
-            labels=["hashtag"],
-        ),
-        "users": GaugeMetricFamily(
-            "hashtag_unique_users",
-            "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
-            labels=["hashtag"],
-        ),
-        "region_rate": GaugeMetricFamily(
-            "hashtag_region_posts_per_minute",
-            "Posts per minute in the region over the last 15m/1h of event time (regions "
-            "with posts in the window only).",
-            labels=["hashtag", "region", "window"],
         ),
         "tracked": GaugeMetricFamily(
             "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
@@ -169,72 +176,11 @@ def _hashtag_families() -> dict[str, Metric]:
 
 def _movement_families() -> dict[str, Metric]:
     return {
-        "total": CounterMetricFamily(
-            "movement_posts",
-            "Accepted posts carrying at least one of the movement's hashtags (once each).",
-            labels=["movement"],
-        ),
-        "region_total": CounterMetricFamily(
-            "movement_region_posts",
-            "Accepted posts carrying the movement, by region.",
-            labels=["movement", "region"],
-        ),
-        "rate": GaugeMetricFamily(
-            "movement_posts_per_minute",
-            "The movement's posts per minute over the last 1m/15m/1h of event time.",
-            labels=["movement", "window"],
-        ),
-        "reached": GaugeMetricFamily(
-            "movement_regions_reached",
-            "Regions with at least one post of the movement.",
-            labels=["movement"],
-        ),
-        "first_seen": GaugeMetricFamily(
-            "movement_region_first_seen_timestamp_seconds",
-            "Event time of the movement's first post in the region, under any of its tags.",
-            labels=["movement", "region"],
-        ),
-        "growth": GaugeMetricFamily(
-            "movement_growth_ratio",
-            "The movement's posts in the last hour / the hour before (absent if none).",
-            labels=["movement"],
-        ),
-        "rt": GaugeMetricFamily(
-            "movement_reproduction_number",
-            "R_t: children per post over the last 30 minutes of event time (Cori et al. 2013, "
-            "posts without a parent as imported cases; absent with too little data).",
-            labels=["movement"],
-        ),
-        "rt_lower": GaugeMetricFamily(
-            "movement_reproduction_number_lower",
-            "2.5 % quantile of R_t's posterior (95 % credible band).",
-            labels=["movement"],
-        ),
-        "rt_upper": GaugeMetricFamily(
-            "movement_reproduction_number_upper",
-            "97.5 % quantile of R_t's posterior (95 % credible band).",
-            labels=["movement"],
-        ),
-        "users": GaugeMetricFamily(
-            "movement_unique_users",
-            "Distinct users who posted it (HyperLogLog, about 0.8 % standard error).",
-            labels=["movement"],
-        ),
-        "region_rate": GaugeMetricFamily(
-            "movement_region_posts_per_minute",
-            "Posts per minute in the region over the last 15m/1h of event time (regions "
-            "with posts in the window only).",
-            labels=["movement", "region", "window"],
-        ),
+        **_signal_families("movement", "movement", "movement (any of its hashtags, once)"),
         "members": GaugeMetricFamily(
             "movement_hashtag_info",
             "1 for each hashtag of each movement (--movement): joins hashtag_* to movements.",
             labels=["movement", "hashtag"],
-        ),
-        "trend": GaugeMetricFamily(
-            "movement_trend_score",
-            "The movement's trend score (as hashtag_trend_score).",
-            labels=["movement"],
         ),
     }
 

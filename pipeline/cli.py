@@ -67,6 +67,15 @@ envelope_option = click.option(
     show_default=True,
     help="Events per record (JSON lines); 1 sends one event per record.",
 )
+generation_interval_option = click.option(
+    "--generation-interval",
+    "interval_spec",
+    default="learned",
+    show_default=True,
+    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
+    help="For R_t: learned from the delays between posts and the replies/reposts naming "
+    "them, or a distribution with its mean in minutes and coefficient of variation.",
+)
 posts_partitions_option = click.option(
     "--partitions",
     type=click.IntRange(1, 1024),
@@ -503,14 +512,7 @@ def demo(
     "--top", type=click.IntRange(1), default=20, show_default=True, help="Hashtags in the table."
 )
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON on stdout.")
-@click.option(
-    "--generation-interval",
-    "interval_spec",
-    default="learned",
-    show_default=True,
-    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
-    help="For R_t, as the worker's option of the same name.",
-)
+@generation_interval_option
 @event_time_window
 def analyze(
     files: Sequence[str],
@@ -573,14 +575,7 @@ def analyze(
     help="report.png (the charts) or report.html (charts + a table of the final values).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
-@click.option(
-    "--generation-interval",
-    "interval_spec",
-    default="learned",
-    show_default=True,
-    metavar="learned|gamma:MEAN:CV|lognormal:MEAN:CV",
-    help="For R_t, as the worker's option of the same name.",
-)
+@generation_interval_option
 @event_time_window
 def report(
     files: Sequence[str],

@@ -15,6 +15,7 @@ from statistics import NormalDist
 from typing import Generic, TypeVar
 
 from pipeline.simulate.scenario import Delay
+from pipeline.virality.generation import gamma_p
 
 T = TypeVar("T")
 _STD_NORMAL = NormalDist()
@@ -91,41 +92,6 @@ def negative_binomial(rng: random.Random, mean: float, k: float) -> int:
     if k >= POISSON_DISPERSION:
         return poisson(rng, mean)
     return poisson(rng, rng.gammavariate(k, mean / k))
-
-
-def gamma_p(a: float, x: float) -> float:
-    """Regularised lower incomplete gamma P(a, x): the CDF of Gamma(a, 1) at x."""
-    if x <= 0:
-        return 0.0
-    log_front = -x + a * math.log(x) - math.lgamma(a)
-    if x < a + 1:  # series
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(10_000):
-            ap += 1
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return min(1.0, total * math.exp(log_front))
-    tiny = 1e-300  # continued fraction (modified Lentz)
-    b = x + 1 - a
-    c = 1 / tiny
-    d = 1 / b
-    h = d
-    for i in range(1, 10_000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1 / d
-        step = d * c
-        h *= step
-        if abs(step - 1) < 1e-15:
-            break
-    return max(0.0, 1.0 - math.exp(log_front) * h)
 
 
 class DelayDist:
