@@ -168,3 +168,10 @@ async def test_ingest_sends_one_entry_per_batch_across_source_partitions(app, se
     assert all(len({r[0] for r in e[0]}) == len(e[0]) for e in entries)  # one range per sp
     assert sum(e[2]["a"][0] for e in entries if "a" in e[2]) == 3
     assert ingest.totals({1, 3})[0] == 3
+
+
+async def test_the_worker_consumer_waits_at_most_100_ms_for_an_idle_fetch(app):
+    # Faust 0.15.3 hard-codes 1.5 s (agents.app.install_short_fetch_wait says why it matters).
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms == 100
