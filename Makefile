@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.formats
 	$(PY) -m bench.recovery
 	$(PY) -m bench.latency
+	$(PY) -m bench.scaleout
 	$(PY) -m bench.simulate --scale 0.1 --broker-scale 0.02
 
 clean:

@@ -1,0 +1,106 @@
+"""Scale-out: two worker processes on 8 partitions against one, on the same records.
+
+    python -m bench.scaleout [--events 500000]
+
+For each run, N workers with one app id start on a fresh embedded broker and are given
+``SETTLE`` seconds to join and split the partitions of ``posts`` and ``hashtag-deltas``; then
+the Zipf workload (bench.workload) is replayed at full speed, and the run is timed from the
+first event counted to the moment the workers' ``/metrics`` together show every event read and
+every hashtag post applied
+(``spread_events_total`` and ``spread_hashtag_posts_sum`` summed over the workers, polled with
+``name[]``). The ratio is only meaningful with a core per worker plus the broker's share:
+the number of cores is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from bench.recovery import progress
+from bench.workload import events
+from pipeline.broker import EmbeddedBroker, free_port
+from pipeline.replay import replay
+
+SETTLE = 10.0  # seconds for the workers to join and for the rebalance to finish
+
+
+def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> float:
+    with EmbeddedBroker(port=free_port(), log_path=str(workdir / f"broker-{workers}.log")) as b:
+        urls, procs = [], []
+        for i in range(workers):
+            port = free_port()
+            urls.append(f"http://127.0.0.1:{port}/metrics")
+            log = open(workdir / f"worker-{workers}-{i}.log", "wb")  # noqa: SIM115
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *(sys.executable, "-m", "agents", "worker", "--broker", b.bootstrap),
+                        *("--metrics-port", str(port), "--app-id", f"scale-{workers}"),
+                        *("--data-dir", str(workdir / f"faust-{workers}-{i}")),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        try:
+            deadline = time.monotonic() + 120
+            while not all(progress(u) for u in urls):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the workers did not start: see {workdir}")
+                time.sleep(0.5)
+            time.sleep(SETTLE)
+            asyncio.run(replay([data], b.bootstrap, envelope=1000))
+            t0 = first = None
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                seen = [progress(u) for u in urls]
+                read = sum(m.get("spread_events_total", 0) for m in seen)
+                applied = sum(m.get("spread_hashtag_posts_sum", 0) for m in seen)
+                if t0 is None and read > 0:
+                    t0, first = time.perf_counter(), read
+                if read == n and applied == posts and t0 is not None:
+                    return (n - first) / (time.perf_counter() - t0)
+                if any(p.poll() is not None for p in procs):
+                    raise SystemExit(f"a worker exited: see {workdir}")
+                time.sleep(0.5)
+            raise SystemExit("the workers did not finish in 30 minutes")
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    args = parser.parse_args()
+    lines = list(events(args.events))
+    posts = Counter(t for x in lines for t in {t.casefold() for t in orjson.loads(x)["hashtags"]})
+    with tempfile.TemporaryDirectory(prefix="spread-scaleout-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "events.jsonl"
+        data.write_bytes(b"\n".join(lines) + b"\n")
+        one = run(data, args.events, posts.total(), 1, workdir)
+        two = run(data, args.events, posts.total(), 2, workdir)
+    print(f"two workers / one            : {two / one:.2f}x")
+    print(f"one worker                   : {one:>10,.0f} events/s")
+    print(f"two workers (one app id)     : {two:>10,.0f} events/s")
+    print(
+        f"{args.events:,} events, envelopes of 1000, 8 partitions, {os.cpu_count()} cores shared "
+        "by the workers, the broker and this script"
+    )
+
+
+if __name__ == "__main__":
+    main()
