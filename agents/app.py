@@ -54,6 +54,11 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         topic_replication_factor=1,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        # No standby replicas: Faust's default (1) makes every worker also replay the other
+        # workers' changelogs, record by record, all the time; with two workers on 2 cores
+        # that made two slower than one (bench/scaleout.py). A worker that takes over a
+        # partition restores it from the changelog instead (bench/recovery.py measures that).
+        table_standby_replicas=0,
         broker_session_timeout=4,
         broker_heartbeat_interval=1,
         web_enabled=True,
