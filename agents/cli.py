@@ -25,6 +25,7 @@ from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.producer import ensure_topics
 from pipeline.settings import (
     DEFAULT_APP_ID,
+    DEFAULT_GRACE_SECONDS,
     DEFAULT_MAX_HASHTAGS,
     DEFAULT_METRICS_PORT,
     DEFAULT_PARTITIONS,
@@ -137,7 +138,7 @@ GC_THRESHOLDS = (700, 10, 10_000)
 @click.option(
     "--grace-seconds",
     type=click.FloatRange(0),
-    default=3600.0,
+    default=DEFAULT_GRACE_SECONDS,
     show_default=True,
     help="Events older than their partition's newest event time minus this are late: counted "
     "in totals and spread_events_late_total, not in the windows (rates, R_t, trend).",

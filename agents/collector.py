@@ -222,7 +222,7 @@ class PipelineCollector(_Collector):
         return list(_pipeline_families().values())
 
     def collect(self) -> Iterator[Metric]:
-        accepted, rejected, watermark = self.ingest.totals(self._active(POSTS))
+        accepted, rejected, watermark, late = self.ingest.totals(self._active(POSTS))
         if watermark is None:
             watermark = self.counters.delta_watermark
         fam = _pipeline_families()
@@ -232,7 +232,7 @@ class PipelineCollector(_Collector):
         for reason, n in sorted(rejected.items()):
             fam["rejected"].add_metric([reason], n)
         yield fam["rejected"]
-        fam["late"].add_metric([], self.ingest.late(self._active(POSTS)))
+        fam["late"].add_metric([], late)
         yield fam["late"]
         if watermark is not None:
             fam["watermark"].add_metric([], watermark)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
-from pipeline.settings import DELTAS
+from pipeline.settings import DEFAULT_GRACE_SECONDS, DELTAS
 from pipeline.virality import users
 from pipeline.virality.generation import MAX_LAG_MINUTES
 from pipeline.virality.rates import HISTORY, window_minutes
@@ -61,7 +61,7 @@ class Counters:
         partitions: int,
         writer: ChangelogWriter,
         partition_cache: dict[str, int] | None = None,
-        grace_seconds: float = 3600.0,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.app = app
         self.partitions = partitions

@@ -26,6 +26,7 @@ from pipeline import deltas as wire
 from pipeline.aggregate import RecordSummary, summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
 from pipeline.limits import DEFAULT_LIMITS, Limits
+from pipeline.settings import DEFAULT_GRACE_SECONDS
 from pipeline.virality.parents import ParentClock
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ PROGRESS_TABLE = "ingest-progress"
 # single-event records make small batches cheap too.
 BATCH_RECORDS = 64
 BATCH_SECONDS = 0.2
-# An event older than its partition's watermark minus this is late (README "Late events").
-DEFAULT_GRACE_SECONDS = 3600.0
 
 
 def empty_progress() -> dict[str, Any]:
@@ -149,14 +148,10 @@ class Ingest:
 
         self.agent = ingest
 
-    def late(self, partitions: set[int]) -> int:
-        """Late events (accepted past the grace period) over the given partitions."""
-        rows = plain_dict(self.progress)
-        return sum((rows.get(p) or {}).get("late", 0) for p in partitions)
-
-    def totals(self, partitions: set[int]) -> tuple[int, dict[str, int], float | None]:
-        """(accepted, rejected by reason, watermark) over the given ``posts`` partitions."""
-        accepted = 0
+    def totals(self, partitions: set[int]) -> tuple[int, dict[str, int], float | None, int]:
+        """(accepted, rejected by reason, watermark, late) over the given ``posts``
+        partitions."""
+        accepted = late = 0
         rejected = dict.fromkeys(REASONS, 0)
         wm: float | None = None
         for p in partitions:
@@ -164,11 +159,12 @@ class Ingest:
             if not row:
                 continue
             accepted += row["acc"]
+            late += row.get("late", 0)  # rows written before it: none counted
             for reason, n in row["rej"].items():
                 rejected[reason] = rejected.get(reason, 0) + n
             if row["wm"] is not None and (wm is None or row["wm"] > wm):
                 wm = row["wm"]
-        return accepted, rejected, wm
+        return accepted, rejected, wm, late
 
 
 def _is_envelope(headers: Any) -> bool:

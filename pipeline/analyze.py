@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
+from pipeline.settings import DEFAULT_GRACE_SECONDS
 from pipeline.virality import movements, users
 from pipeline.virality.generation import mean_lag
 from pipeline.virality.parents import ParentClock
@@ -152,7 +153,7 @@ def analyze(
     movement_tags: Mapping[str, Iterable[str]] = movements.DEFAULT,
     interval: Sequence[float] = (),
     detail: str | None = None,
-    grace_seconds: float = 3600.0,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> Analysis:
     """``movement_tags``: the movements to count, as the worker's ``--movement``;
     ``interval``: a configured generation interval (default: learned, as the worker does);

@@ -16,6 +16,8 @@ DEFAULT_PARTITIONS = 8
 DEFAULT_APP_ID = "hashtag-spread"
 DEFAULT_METRICS_PORT = 8000
 DEFAULT_MAX_HASHTAGS = 200  # series cap per worker (DESIGN "Metric contract")
+# An event older than its partition's watermark minus this is late (README "Late events").
+DEFAULT_GRACE_SECONDS = 3600.0
 
 
 class SettingsError(ValueError):
@@ -60,6 +62,6 @@ class WorkerSettings:
     movements: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # w_1..w_K of a configured generation interval; empty: learned from parent links.
     generation_interval: tuple[float, ...] = ()
-    grace_seconds: float = 3600.0  # late events (README "Late events")
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
     # False: counts, rates and growth only: no movements, R_t, trend, users (for throughput).
     virality: bool = True

@@ -136,10 +136,10 @@ async def test_ingest_counts_accepts_and_rejects(app, sent):
         await asyncio.sleep(BATCH_SECONDS * 3)
         await agent.put(value, partition=2)  # the next record counts
         await asyncio.sleep(BATCH_SECONDS * 3)
-    accepted, rejected, wm = ingest.totals({2})
+    accepted, rejected, wm, late = ingest.totals({2})
     assert accepted == 2
     assert rejected["invalid_json"] == 2 and rejected["not_object"] == 2
-    assert wm == 60.0
+    assert wm == 60.0 and late == 0
     deltas = [kw for topic, kw in sent if topic == "hashtag-deltas"]
     assert len(deltas) >= 1
     ranges = sorted(tuple(r) for d in deltas for e in wire.decode(d["value"]) for r in e[0])
