@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.changelog import plain_dict
+from agents.counters import children_of, counts_of, regions_of
 from pipeline.settings import DELTAS, POSTS
 from pipeline.virality import movements, topk, users
 from pipeline.virality.generation import mean_lag
@@ -25,7 +26,7 @@ from pipeline.virality.rates import (
     region_rates,
     window_rates,
 )
-from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, Estimate, cori
+from pipeline.virality.reproduction import Estimate, cori, history_minutes
 from pipeline.virality.trend import trend_score
 
 if TYPE_CHECKING:
@@ -186,10 +187,17 @@ def _movement_families() -> dict[str, Metric]:
 
 
 class _Collector:
-    def __init__(self, app: faust.App, ingest: Ingest, counters: Counters) -> None:
+    def __init__(
+        self, app: faust.App, ingest: Ingest, counters: Counters, interval: Sequence[float] = ()
+    ) -> None:
         self.app = app
         self.ingest = ingest
         self.counters = counters
+        self.configured = list(interval)
+
+    def weights(self) -> list[float]:
+        """The generation interval R_t uses: configured, else learned by stage 1."""
+        return self.configured or self.ingest.parents.interval.weights()
 
     def _active(self, topic: str) -> set[int]:
         assignor = self.app.assignor
@@ -212,9 +220,8 @@ class PipelineCollector(_Collector):
         probe: BrokerProbe,
         interval: Sequence[float] = (),
     ) -> None:
-        super().__init__(app, ingest, counters)
+        super().__init__(app, ingest, counters, interval)
         self.probe = probe
-        self.configured = list(interval)
 
     def describe(self) -> list[Metric]:
         # Sample-less families tell the registry which names this collector serves, so a
@@ -258,11 +265,9 @@ class PipelineCollector(_Collector):
         yield fam["buckets"]
         fam["expired"].add_metric([], self.counters.buckets_expired)
         yield fam["expired"]
-        learned = self.ingest.parents.interval
-        weights = self.configured or learned.weights()
-        fam["gi_mean"].add_metric([], 60 * mean_lag(weights))
+        fam["gi_mean"].add_metric([], 60 * mean_lag(self.weights()))
         yield fam["gi_mean"]
-        fam["gi_samples"].add_metric([], learned.samples)
+        fam["gi_samples"].add_metric([], self.ingest.parents.interval.samples)
         yield fam["gi_samples"]
 
 
@@ -282,10 +287,9 @@ class HashtagCollector(_Collector):
         families: Sequence[tuple[str, Sequence[str]]] = (),
         virality: bool = True,
     ) -> None:
-        super().__init__(app, ingest, counters)
+        super().__init__(app, ingest, counters, interval)
         self.max_hashtags = max_hashtags
         self.always_export = frozenset(always_export)
-        self.configured = list(interval)
         self.families = families
         self.virality = virality
 
@@ -299,25 +303,24 @@ class HashtagCollector(_Collector):
         fam = _hashtag_families()
         moves = _movement_families()
         keys = counters.recent_keys(watermark) if watermark is not None else None
-        weights = self.configured or self.ingest.parents.interval.weights()
-        # R_t reads further back than the rates: the window and the interval's support.
-        rt_keys = (
-            counters.recent_keys(watermark, max(HISTORY, SKIP_NEWEST + WINDOW + len(weights)))
+        weights = self.weights()
+        # R_t reads further back than the rates (the window and the interval's support);
+        # these keys start with the same newest buckets, so one read serves both.
+        detail_keys = (
+            counters.recent_keys(watermark, max(HISTORY, history_minutes(weights)))
             if watermark is not None
             else None
         )
 
-        def estimate(tag: str) -> Estimate | None:
-            if rt_keys is None:
-                return None
-            return cori(
-                counters.recent_children(tag, rt_keys),
-                counters.recent_counts(tag, rt_keys),
-                weights,
-            )
-
-        def where(tag: str) -> dict[str, dict[str, float]]:
-            return region_rates(counters.recent_regions(tag, keys)) if keys is not None else {}
+        def add_detail(signals: Signals, tag: str) -> None:
+            """R_t and the per-region rates: for exported tags and movements only, as they
+            read every bucket of the last hours."""
+            if detail_keys is None:
+                return
+            buckets = counters.recent_buckets(tag, detail_keys)
+            if self.virality:
+                signals.rt = cori(children_of(buckets), counts_of(buckets), weights)
+            signals.where = region_rates(regions_of(buckets))
 
         tracked: dict[str, Signals] = {}
         for tag, value in list(plain_dict(counters.totals).items()):
@@ -326,8 +329,7 @@ class HashtagCollector(_Collector):
             counts = counters.recent_counts(tag, keys) if keys is not None else None
             signals = Signals(value, counts, self.virality)
             if movements.is_key(tag):
-                signals.rt = estimate(tag)
-                signals.where = where(tag)
+                add_detail(signals, tag)
                 signals.add_to(moves, movements.name_of(tag))
             else:
                 tracked[tag] = signals
@@ -341,10 +343,7 @@ class HashtagCollector(_Collector):
             self.always_export,
         )
         for tag in sorted(exported):
-            # Only exported tags: R_t reads ~150 buckets per tag, too many for a long tail.
-            if self.virality:
-                tracked[tag].rt = estimate(tag)
-            tracked[tag].where = where(tag)
+            add_detail(tracked[tag], tag)
             tracked[tag].add_to(fam, tag)
         fam["tracked"].add_metric([], len(tracked))
         fam["exported"].add_metric([], len(exported))

@@ -203,22 +203,11 @@ class Counters:
             out.append(value[0] if value else 0)
         return out
 
-    def recent_regions(self, tag: str, keys: list[tuple[float, float]]) -> list[dict[str, int]]:
-        """Posts by region of each of ``keys``' buckets (empty for buckets without)."""
+    def recent_buckets(self, tag: str, keys: list[tuple[float, float]]) -> list[Any]:
+        """The stored buckets of ``keys`` (None where there is none), for the readers that need
+        more than the counts: see :func:`children_of` and :func:`regions_of`."""
         buckets = plain_dict(self.minutes.table)
-        out = []
-        for rng in keys:
-            value = buckets.get((tag, rng))
-            out.append(value[3] if value and len(value) > 3 else {})
-        return out
-
-    def recent_children(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:
-        buckets = plain_dict(self.minutes.table)
-        out = []
-        for rng in keys:
-            value = buckets.get((tag, rng))
-            out.append(value[2] if value and len(value) > 2 else 0)
-        return out
+        return [buckets.get((tag, rng)) for rng in keys]
 
     def minute_count(self, tag: str, minute: int) -> int:
         table = self.minutes.table
@@ -231,3 +220,16 @@ class Counters:
         if p is None:
             p = self._partition_of[tag] = wire.partition_for(tag, self.partitions)
         return p
+
+
+# Buckets written before a field existed are shorter: none of it.
+def counts_of(buckets: list[Any]) -> list[int]:
+    return [b[0] if b else 0 for b in buckets]
+
+
+def children_of(buckets: list[Any]) -> list[int]:
+    return [b[2] if b and len(b) > 2 else 0 for b in buckets]
+
+
+def regions_of(buckets: list[Any]) -> list[dict[str, int]]:
+    return [b[3] if b and len(b) > 3 else {} for b in buckets]

@@ -31,7 +31,7 @@ from pipeline.virality.rates import (
     window_minutes,
     window_rates,
 )
-from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, Estimate, cori
+from pipeline.virality.reproduction import Estimate, cori, history_minutes
 from pipeline.virality.trend import trend_score
 
 
@@ -69,14 +69,15 @@ class Analysis:
     def weights(self) -> list[float]:
         return list(self.interval) or self.parents.interval.weights()
 
-    def reproduction(self, tag: str) -> Estimate | None:
-        """R_t at the watermark, from the same buckets and estimator as the worker."""
-        if self.watermark is None:
+    def reproduction(self, tag: str, at: float | None = None) -> Estimate | None:
+        """R_t with the watermark at ``at`` (default: the final one), from the same buckets
+        and estimator as the worker."""
+        at = self.watermark if at is None else at
+        if at is None:
             return None
         weights = self.weights()
-        span = reversed(window_minutes(self.watermark, SKIP_NEWEST + WINDOW + len(weights)))
+        minutes = list(reversed(window_minutes(at, history_minutes(weights))))
         total, kids = self.minutes[tag], self.children[tag]
-        minutes = list(span)
         return cori([kids.get(m, 0) for m in minutes], [total.get(m, 0) for m in minutes], weights)
 
     def region_rates(self, tag: str) -> dict[str, dict[str, float]]:

@@ -23,8 +23,7 @@ from pathlib import Path
 from pipeline.analyze import Analysis
 from pipeline.settings import SettingsError
 from pipeline.virality.generation import mean_lag
-from pipeline.virality.rates import window_minutes
-from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW, cori
+from pipeline.virality.reproduction import WINDOW
 
 RT_STEP_MINUTES = 10
 TOP_REGIONS = 8
@@ -67,11 +66,8 @@ def build(analysis: Analysis, tag: str) -> Report:
             report.region_cumulative.setdefault(name, []).append((h + 3600, running[name]))
 
     weights = analysis.weights()
-    children = analysis.children[tag]
-    span = SKIP_NEWEST + WINDOW + len(weights)
     for m in range(first, last + 60, 60 * RT_STEP_MINUTES):
-        at = list(reversed(window_minutes(m + 30, span)))
-        estimate = cori([children.get(x, 0) for x in at], [counts.get(x, 0) for x in at], weights)
+        estimate = analysis.reproduction(tag, at=m + 30)
         if estimate is not None:
             report.rt.append((m, estimate.mean, estimate.lower, estimate.upper))
 

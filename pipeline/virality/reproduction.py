@@ -118,6 +118,11 @@ def infectiousness(total_newest_first: Sequence[int], weights: Sequence[float], 
     return sum(weights[k] * total_newest_first[s + 1 + k] for k in range(max(0, end)))
 
 
+def history_minutes(weights: Sequence[float]) -> int:
+    """How many newest minute buckets :func:`cori` reads with its defaults and ``weights``."""
+    return SKIP_NEWEST + WINDOW + len(weights)
+
+
 def window_infectiousness(
     total_newest_first: Sequence[int], weights: Sequence[float], first: int, window: int
 ) -> float:

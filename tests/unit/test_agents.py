@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from agents.app import Topology, create_app
+from agents.counters import children_of, counts_of, regions_of
 from agents.ingest import BATCH_SECONDS
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
@@ -84,8 +85,10 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
         await agent.put(wire.encode([old]), partition=wire.partition_for("metoo", 4))
     keys = counters.recent_keys(131.0)
     assert counters.recent_counts("metoo", keys)[:2] == [3, 0]
-    assert counters.recent_children("metoo", keys)[:2] == [1, 0]
-    assert counters.recent_regions("metoo", keys)[:2] == [{"FR": 2}, {}]  # the old delta: none
+    buckets = counters.recent_buckets("metoo", keys)
+    assert counts_of(buckets)[:2] == counters.recent_counts("metoo", keys)[:2]
+    assert children_of(buckets)[:2] == [1, 0]
+    assert regions_of(buckets)[:2] == [{"FR": 2}, {}]  # the old delta: none
 
 
 async def test_buckets_expire_in_event_time_with_tombstones(app):
