@@ -95,7 +95,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         writer,
         settings.limits,
         partition_cache,
-        movements.index(dict(settings.movements)) if settings.virality else None,
+        movements.index(dict(settings.movements)),
         settings.grace_seconds,
         settings.virality,
     )
@@ -110,10 +110,9 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
             ingest,
             counters,
             settings.max_hashtags,
-            settings.always_export
-            + tuple(t for _, tags in settings.movements if settings.virality for t in tags),
+            settings.always_export + tuple(t for _, tags in settings.movements for t in tags),
             settings.generation_interval,
-            settings.movements if settings.virality else (),
+            settings.movements,
             settings.virality,
         )
     )

@@ -207,7 +207,7 @@ def worker(
         always_export=tuple(
             dict.fromkeys(t for t in map(normalise, always_export.split(",")) if t)
         ),
-        movements=tuple(families.items()),
+        movements=tuple(families.items()) if virality else (),  # movements are a signal
         generation_interval=interval or (),
         grace_seconds=grace_seconds,
         virality=virality,

@@ -31,6 +31,7 @@ from pipeline.settings import (
     parse_broker,
 )
 from pipeline.simulate.scenario import ScenarioError
+from pipeline.top import RANKINGS
 
 USER_ERRORS = (BrokerError, BrokerUnavailable, FormatError, ScenarioError, SettingsError)
 
@@ -706,7 +707,7 @@ def backfill(
 )
 @click.option(
     "--by",
-    type=click.Choice(["trend", "rate", "posts"]),
+    type=click.Choice(RANKINGS),
     default="trend",
     show_default=True,
     help="Ranking: trend score (as the exporter's cap), rate in --window, or total posts.",

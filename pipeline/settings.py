@@ -63,5 +63,6 @@ class WorkerSettings:
     # w_1..w_K of a configured generation interval; empty: learned from parent links.
     generation_interval: tuple[float, ...] = ()
     grace_seconds: float = DEFAULT_GRACE_SECONDS
-    # False: counts, rates and growth only: no movements, R_t, trend, users (for throughput).
+    # False: counts, rates and growth only: no R_t, trend, users (for throughput); the CLI
+    # then leaves ``movements`` empty too.
     virality: bool = True
