@@ -5,7 +5,8 @@ worker owns a disjoint set of hashtags and exports only those):
 
 ``hashtag-totals``
     ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks, "u": users}``
-    (``u``: the HyperLogLog sketch of its users, :mod:`pipeline.virality.users`)
+    (``u``: its users, a sorted list up to 64, then a HyperLogLog sketch; see
+    :mod:`pipeline.virality.users`)
 ``hashtag-minutes`` (tumbling 60 s windows, event time, closed-open ``[m, m + 60)``)
     ``[posts, marks, children, {region: posts}]`` per (hashtag, minute); ``children`` are the
     posts that name a parent (the reproduction number's secondary cases)

@@ -138,7 +138,7 @@ def _advance_marks(marks: dict[str, int], ranges: list[tuple[str, int, int]]) ->
 
 def new_total() -> dict[str, Any]:
     """``n`` posts, ``r`` by region, ``f`` first seen by region, ``m`` marks, and ``u`` the
-    users' sketch once there are users (:mod:`pipeline.virality.users`)."""
+    users (a short list, then a sketch) once there are users (:mod:`pipeline.virality.users`)."""
     return {"n": 0, "r": {}, "f": {}, "m": {}}
 
 
