@@ -16,8 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from agents.changelog import plain_dict
 from agents.counters import children_of, counts_of, regions_of
-from pipeline.settings import DELTAS, POSTS
-from pipeline.virality import movements, topk, users
+from agents.ranking import Ranking, owned_partitions
+from pipeline.settings import POSTS
+from pipeline.virality import movements, users
 from pipeline.virality.generation import mean_lag
 from pipeline.virality.rates import (
     HISTORY,
@@ -172,6 +173,16 @@ def _hashtag_families() -> dict[str, Metric]:
             "Hashtags with series here: the top --max-hashtags by trend score, "
             "the movements' tags and --always-export.",
         ),
+        "ranked_at": GaugeMetricFamily(
+            "spread_ranking_timestamp_seconds",
+            "Wall time the exported hashtags were last checked against the tables (a timer "
+            "ranks them every 5 s when anything changed; see agents.ranking).",
+        ),
+        "ranking_exact": GaugeMetricFamily(
+            "spread_ranking_exact",
+            "1 if the last ranking scored every hashtag that could enter the top "
+            "--max-hashtags, 0 if it stopped at its budget in a long tail of near-equal tags.",
+        ),
     }
 
 
@@ -203,7 +214,7 @@ class _Collector:
         assignor = self.app.assignor
         return {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
 
-    def _watermark(self) -> float | None:
+    def watermark(self) -> float | None:
         watermark = self.ingest.totals(self._active(POSTS))[2]
         return self.counters.delta_watermark if watermark is None else watermark
 
@@ -244,16 +255,7 @@ class PipelineCollector(_Collector):
         if watermark is not None:
             fam["watermark"].add_metric([], watermark)
             yield fam["watermark"]
-        owned = self._active(DELTAS)
-        partition_of = self.counters.partition_of
-        fam["applied"].add_metric(
-            [],
-            sum(
-                v["n"]
-                for t, v in plain_dict(self.counters.totals).items()
-                if v and not movements.is_key(t) and partition_of(t) in owned
-            ),
-        )
+        fam["applied"].add_metric([], self.counters.owned_stats(owned_partitions(self.app))[1])
         yield fam["applied"]
         fam["broker_up"].add_metric([], 1.0 if self.probe.up else 0.0)
         yield fam["broker_up"]
@@ -272,9 +274,10 @@ class PipelineCollector(_Collector):
 
 
 class HashtagCollector(_Collector):
-    """``hashtag_*`` and ``movement_*``: one walk over the totals of the owned partitions per
-    scrape; series for the top ``max_hashtags`` by trend score plus the always-export list
-    (:mod:`pipeline.virality.topk`), and for every movement this worker owns."""
+    """``hashtag_*`` and ``movement_*`` for the hashtags :class:`agents.ranking.Ranking` chose
+    (every owned hashtag while there are at most ``max_hashtags``) plus the always-export list,
+    and for every movement this worker owns. A scrape reads the chosen tags' values, a few
+    hundred tags, however many the worker owns."""
 
     def __init__(
         self,
@@ -289,17 +292,40 @@ class HashtagCollector(_Collector):
     ) -> None:
         super().__init__(app, ingest, counters, interval)
         self.max_hashtags = max_hashtags
-        self.always_export = frozenset(always_export)
+        self.always_export = tuple(dict.fromkeys(always_export))
         self.families = families
         self.virality = virality
+        self.ranking = Ranking(app, counters, max_hashtags, self.watermark, virality)
 
     def describe(self) -> list[Metric]:
         return [*_hashtag_families().values(), *_movement_families().values()]
 
+    def exported(self, owned: frozenset[int]) -> tuple[dict[str, dict], int]:
+        """The exported hashtags' totals and how many hashtags this worker owns."""
+        counters = self.counters
+        totals = plain_dict(counters.totals)
+        partition_of = counters.partition_of
+        tracked, _ = counters.owned_stats(owned)
+        if self.max_hashtags <= 0 or tracked <= self.max_hashtags:
+            return {
+                tag: value
+                for tag, value in list(totals.items())
+                if value and not movements.is_key(tag) and partition_of(tag) in owned
+            }, tracked
+        ranking = self.ranking
+        if ranking.chosen is None:
+            ranking.refresh()
+        out = {}
+        for tag in (*(ranking.chosen or ()), *self.always_export):
+            value = totals.get(tag)
+            if value and partition_of(tag) in owned:
+                out[tag] = value
+        return out, tracked
+
     def collect(self) -> Iterator[Metric]:
         counters = self.counters
-        watermark = self._watermark()
-        owned = self._active(DELTAS)
+        watermark = self.watermark()
+        owned = owned_partitions(self.app)
         fam = _hashtag_families()
         moves = _movement_families()
         keys = counters.recent_keys(watermark) if watermark is not None else None
@@ -312,42 +338,31 @@ class HashtagCollector(_Collector):
             else None
         )
 
-        def add_detail(signals: Signals, tag: str) -> None:
-            """R_t and the per-region rates: for exported tags and movements only, as they
-            read every bucket of the last hours."""
+        def signals_of(tag: str, value: dict) -> Signals:
             if detail_keys is None:
-                return
+                return Signals(value, None, self.virality)
             buckets = counters.recent_buckets(tag, detail_keys)
+            signals = Signals(value, counts_of(buckets[: len(keys or ())]), self.virality)
             if self.virality:
                 signals.rt = cori(children_of(buckets), counts_of(buckets), weights)
             signals.where = region_rates(regions_of(buckets))
+            return signals
 
-        tracked: dict[str, Signals] = {}
-        for tag, value in list(plain_dict(counters.totals).items()):
-            if not value or counters.partition_of(tag) not in owned:
-                continue
-            counts = counters.recent_counts(tag, keys) if keys is not None else None
-            signals = Signals(value, counts, self.virality)
-            if movements.is_key(tag):
-                add_detail(signals, tag)
-                signals.add_to(moves, movements.name_of(tag))
-            else:
-                tracked[tag] = signals
-        # Ranked by trend score; by the 15m rate when the virality signals are off.
-        exported = topk.select(
-            (
-                (t, s.trend if self.virality else s.rates.get("15m", 0.0), s.value["n"])
-                for t, s in tracked.items()
-            ),
-            self.max_hashtags,
-            self.always_export,
-        )
+        exported, tracked = self.exported(owned)
         for tag in sorted(exported):
-            add_detail(tracked[tag], tag)
-            tracked[tag].add_to(fam, tag)
-        fam["tracked"].add_metric([], len(tracked))
+            signals_of(tag, exported[tag]).add_to(fam, tag)
+        fam["tracked"].add_metric([], tracked)
         fam["exported"].add_metric([], len(exported))
+        ranking = self.ranking
+        if ranking.checked_at is not None:
+            fam["ranked_at"].add_metric([], ranking.checked_at)
+        fam["ranking_exact"].add_metric([], 1.0 if ranking.exact else 0.0)
+        totals = plain_dict(counters.totals)
         for name, tags in self.families:
+            key = movements.key(name)
+            value = totals.get(key)
+            if value and counters.partition_of(key) in owned:
+                signals_of(key, value).add_to(moves, name)
             for tag in tags:
                 moves["members"].add_metric([name, tag], 1)
         yield from fam.values()

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
 from pipeline.settings import DEFAULT_GRACE_SECONDS, DELTAS
-from pipeline.virality import users
+from pipeline.virality import movements, users
+from pipeline.virality.activity import RecentPosts
 from pipeline.virality.generation import MAX_LAG_MINUTES
 from pipeline.virality.rates import HISTORY, window_minutes
 from pipeline.virality.reproduction import SKIP_NEWEST, WINDOW
@@ -85,6 +86,16 @@ class Counters:
         self.unions = users.Unions()
         # tag -> hashtag-deltas partition; shared with stage 1, which computes the same.
         self._partition_of: dict[str, int] = {} if partition_cache is None else partition_cache
+        # Per hashtag-deltas partition: hashtags and their posts (movements aside), kept as
+        # batches are applied and recounted from the store whenever something else may have
+        # changed it (see owned_stats), so a scrape never walks a million totals.
+        self._tags_in: dict[int, int] = {}
+        self._posts_in: dict[int, int] = {}
+        self._stats_state: tuple[Any, ...] | None = None
+        self._stats_len = 0  # len(totals store) the stats account for
+        # Posts per hashtag in the newest minutes: what the exporter ranks from.
+        self.recent = RecentPosts()
+        self.batches_applied = 0
 
         @app.agent(deltas, name="counters")
         async def counters(stream: faust.StreamT) -> None:
@@ -112,6 +123,8 @@ class Counters:
         buckets = plain_dict(self.minutes.table)
         ranges = self.minutes.table.window.ranges
         unions = self.unions
+        recent = self.recent
+        tags_in, posts_in = self._tags_in, self._posts_in
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
         new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
         wm_seen = self.delta_watermark
@@ -128,14 +141,22 @@ class Counters:
                     for m, region, n in delta[6] if len(delta) > 6 else ():
                         where.setdefault(m, {})[region] = n
                     pending = new_totals.get(tag)
+                    is_new = False
                     if pending is None:
                         stored = totals.get(tag)
+                        is_new = not stored
                         value = wire.copy_total(stored) if stored else wire.new_total()
                     else:
                         value = pending[1]
+                    counted = not movements.is_key(tag)
                     verdict = wire.check(value["m"], ranges_)
                     if verdict == wire.APPLY:
                         wire.merge_total(value, ranges_, posts, by_region, first_seen)
+                        if is_new:
+                            self._stats_len += 1
+                        if counted:
+                            tags_in[partition] = tags_in.get(partition, 0) + is_new
+                            posts_in[partition] = posts_in.get(partition, 0) + posts
                         if batch_users:
                             value["u"] = unions.merge(tag, value.get("u"), batch_users)
                         new_totals[tag] = (partition, value)
@@ -154,9 +175,12 @@ class Counters:
                             kids = children.get(minute, 0) if children else 0
                             wire.merge_bucket(bucket, ranges_, count, kids, where.get(minute))
                             new_buckets[key] = (partition, bucket)
+                            if counted:
+                                recent.add(tag, int(minute), count)
                             if self._index is not None:
                                 self._index.setdefault(int(minute), set()).add(tag)
         self.delta_watermark = wm_seen
+        self.batches_applied += 1
         return (
             [(p, tag, value) for tag, (p, value) in new_totals.items()],
             [(p, key, bucket) for key, (p, bucket) in new_buckets.items()],
@@ -189,6 +213,40 @@ class Counters:
                     out.append((partition, key, None))
         self.buckets_expired += len(out)
         return out
+
+    def owned_stats(self, owned: frozenset[int]) -> tuple[int, int]:
+        """(hashtags, their posts) on the ``owned`` partitions of ``hashtag-deltas``.
+
+        Kept up to date by :meth:`apply_batch`; recounted from the store (and :attr:`recent`
+        rebuilt from the minute buckets) when something else may have written it: a
+        rebalance (a new generation, partitions restored from changelogs), a recovery in
+        progress, or a store whose size is not what the applied batches made it.
+        """
+        app = self.app
+        store = plain_dict(self.totals)
+        state = (getattr(app, "consumer_generation_id", None), owned)
+        if state != self._stats_state or len(store) != self._stats_len or app.in_recovery:
+            self._recount(store)
+            self._stats_state = None if app.in_recovery else state
+        tags, posts = self._tags_in, self._posts_in
+        return sum(tags.get(p, 0) for p in owned), sum(posts.get(p, 0) for p in owned)
+
+    def _recount(self, store: dict[str, Any]) -> None:
+        tags: dict[int, int] = {}
+        posts: dict[int, int] = {}
+        partition_of = self.partition_of
+        for tag, value in store.items():
+            if value and not movements.is_key(tag):
+                p = partition_of(tag)
+                tags[p] = tags.get(p, 0) + 1
+                posts[p] = posts.get(p, 0) + value["n"]
+        self._tags_in, self._posts_in = tags, posts
+        self._stats_len = len(store)
+        recent = self.recent
+        recent.clear()
+        for (tag, (start, _end)), bucket in list(plain_dict(self.minutes.table).items()):
+            if bucket and not movements.is_key(tag):
+                recent.add(tag, int(start), bucket[0])
 
     def recent_keys(self, watermark: float, minutes: int = HISTORY) -> list[tuple[float, float]]:
         """Window ranges of the newest ``minutes`` minutes, the watermark's bucket first;

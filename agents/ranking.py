@@ -1,0 +1,128 @@
+"""Which hashtags get series: chosen by a timer, not by the scrape.
+
+Ranking every hashtag a worker owns by trend score costs about 25 µs a tag (its newest
+buckets, then :func:`pipeline.virality.trend.trend_score`): half a minute with a million
+tags. So a Faust timer ranks every ``interval`` seconds, and only the candidates that can
+matter (:func:`pipeline.virality.topk.top_active` over :attr:`Counters.recent`); a scrape reads
+the choice and the current values of the chosen tags, so the totals it shows are never stale.
+The timer does nothing when no batch was applied and nothing was reassigned since it last ran.
+
+The rule (README "Metric contract"): a worker that owns at most ``k`` hashtags exports them
+all. Otherwise it exports the ``k`` best by (trend score, total, name) among the hashtags with
+posts in the newest minutes (their score can be above 0; see
+:mod:`pipeline.virality.activity`), then, if fewer than ``k`` have such posts, the hashtags
+with the most posts. With the virality signals off, the 15-minute rate takes the score's
+place.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agents.changelog import plain_dict
+from pipeline.settings import DELTAS
+from pipeline.virality import movements
+from pipeline.virality.activity import score_bound
+from pipeline.virality.topk import top_active
+from pipeline.virality.trend import CURRENT, trend_score
+
+if TYPE_CHECKING:
+    import faust
+
+    from agents.counters import Counters
+
+INTERVAL = 5.0  # seconds between two rankings: how late a new trend gets its series, at most
+BUDGET = 4000  # tags scored per ranking at most: ~0.1 s, 2 % of a core at INTERVAL
+
+
+def owned_partitions(app: faust.App) -> frozenset[int]:
+    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == DELTAS)
+
+
+class Ranking:
+    """The hashtags the exporter gives series to (beyond the always-export list)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        counters: Counters,
+        k: int,
+        watermark: Callable[[], float | None],
+        virality: bool = True,
+        interval: float = INTERVAL,
+    ) -> None:
+        self.app = app
+        self.counters = counters
+        self.k = k
+        self.watermark = watermark
+        self.virality = virality
+        self.chosen: list[str] | None = None  # None: not ranked (yet, or no need)
+        self.checked_at: float | None = None  # wall time the choice was last found current
+        self.scored = 0
+        self.exact = True
+        self._state: tuple[object, ...] | None = None
+
+        @app.timer(interval, name="spread-ranking")
+        async def rank() -> None:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Rank again if anything was applied or reassigned since the last ranking."""
+        counters = self.counters
+        owned = owned_partitions(self.app)
+        tracked, _ = counters.owned_stats(owned)
+        watermark = self.watermark()
+        state = (counters.batches_applied, owned, watermark, tracked)
+        if state != self._state:
+            if self.k > 0 and tracked > self.k and watermark is not None:
+                self.chosen = self._rank(owned, watermark)
+            else:  # every owned hashtag is exported: nothing to choose (yet)
+                self.chosen, self.scored, self.exact = None, 0, True
+            self._state = state
+        self.checked_at = time.time()
+
+    def _rank(self, owned: frozenset[int], watermark: float) -> list[str]:
+        counters = self.counters
+        totals = plain_dict(counters.totals)
+        partition_of = counters.partition_of
+        if self.virality:
+            keys = counters.recent_keys(watermark)
+            score_of, bound = trend_score, score_bound
+        else:
+            keys = counters.recent_keys(watermark, CURRENT)
+            score_of, bound = _rate, _rate_bound
+        recent_counts = counters.recent_counts
+
+        def score(tag: str) -> tuple[float, int] | None:
+            value = totals.get(tag)
+            if not value or partition_of(tag) not in owned:
+                return None
+            return score_of(recent_counts(tag, keys)), value["n"]
+
+        chosen, self.scored, self.exact = top_active(
+            counters.recent.groups(), score, self.k, BUDGET, bound
+        )
+        if len(chosen) < self.k:
+            taken = set(chosen)
+            rest = (
+                (tag, value["n"])
+                for tag, value in totals.items()
+                if value
+                and tag not in taken
+                and not movements.is_key(tag)
+                and partition_of(tag) in owned
+            )
+            best = heapq.nsmallest(self.k - len(chosen), rest, key=lambda c: (-c[1], c[0]))
+            chosen.extend(tag for tag, _ in best)
+        return chosen
+
+
+def _rate(counts: list[int]) -> float:
+    return sum(counts[:CURRENT]) / CURRENT
+
+
+def _rate_bound(posts: int) -> float:
+    return posts / CURRENT

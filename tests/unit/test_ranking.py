@@ -1,0 +1,96 @@
+"""Ranking without visiting the long tail gives the same top K as scoring every tag."""
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.virality.activity import RecentPosts, score_bound
+from pipeline.virality.topk import select, top_active
+from pipeline.virality.trend import CURRENT, trend_score
+
+MINUTE = 60
+
+
+@given(st.lists(st.integers(0, 500), min_size=0, max_size=130))
+def test_no_trend_score_exceeds_the_bound_of_its_recent_posts(counts):
+    assert trend_score(counts) <= score_bound(sum(counts[:CURRENT])) + 1e-9
+
+
+def test_recent_posts_counts_the_newest_span_and_forgets_older_minutes():
+    recent = RecentPosts(span_minutes=3)
+    recent.add("a", 0, 2)
+    recent.add("b", 60, 1)
+    recent.add("a", 120, 5)
+    assert (recent.posts("a"), recent.posts("b")) == (7, 1)
+    assert [(n, sorted(t)) for n, t in recent.groups()] == [(7, ["a"]), (1, ["b"])]
+    recent.add("c", 180, 1)  # minute 0 leaves the span
+    assert (recent.posts("a"), recent.posts("b"), recent.posts("c")) == (5, 1, 1)
+    assert [(n, sorted(t)) for n, t in recent.groups()] == [(5, ["a"]), (1, ["b", "c"])]
+    recent.add("b", 0, 9)  # older than the span: ignored
+    assert recent.posts("b") == 1
+    recent.add("a", 60 * 100, 1)
+    assert len(recent) == 1 and recent.posts("a") == 1 and recent.posts("b") == 0
+    recent.clear()
+    assert len(recent) == 0 and list(recent.groups()) == []
+
+
+def _world(seed: int, tags: int = 400, minutes: int = 130):
+    """Random per-minute counts: a long tail, some steady tags, some jumping, some fading."""
+    rng = random.Random(seed)
+    history: dict[str, list[int]] = {}  # newest first
+    for i in range(tags):
+        kind = rng.random()
+        base = rng.choice([0, 0, 0, 1, 2, 5, 40])
+        counts = []
+        for m in range(minutes):  # m = 0 is the newest minute
+            rate = base
+            if kind < 0.1 and m < 10:
+                rate = base * 20 + 3
+            elif kind < 0.2 and m < 30:
+                rate = 0
+            counts.append(rng.randint(0, 2 * rate) if rate else int(rng.random() < 0.02))
+        history[f"t{i:03d}"] = counts
+    return history
+
+
+def test_top_active_equals_scoring_every_tag():
+    for seed in range(20):
+        history = _world(seed)
+        totals = {tag: sum(c) + 1000 for tag, c in history.items()}
+        recent = RecentPosts()
+        newest = 129 * MINUTE
+        for tag, counts in history.items():
+            for age, n in enumerate(counts):
+                recent.add(tag, newest - age * MINUTE, n)
+        active = {tag for tag, c in history.items() if any(c[: 2 * CURRENT])}
+        assert set(recent._posts) == active
+        for k in (1, 5, 50):
+            scored_every = [(t, trend_score(history[t]), totals[t]) for t in active]
+            expect = select(scored_every, k)
+            calls = []
+
+            def score(tag, calls=calls, history=history, totals=totals):
+                calls.append(tag)
+                return trend_score(history[tag]), totals[tag]
+
+            chosen, scored, exact = top_active(recent.groups(), score, k, budget=10_000)
+            assert exact and set(chosen) == expect, (seed, k)
+            assert scored == len(calls) < len(active)  # the tail was not scored
+
+
+def test_top_active_skips_tags_that_are_not_candidates_and_stops_at_its_budget():
+    recent = RecentPosts()
+    for i in range(100):
+        recent.add(f"t{i:02d}", 0, 1)
+    recent.add("big", 0, 50)
+    recent.add("gone", 0, 60)
+
+    def score(tag):
+        return None if tag == "gone" else (trend_score([recent.posts(tag)]), 1)
+
+    chosen, scored, exact = top_active(recent.groups(), score, 3, budget=10)
+    assert not exact and scored == 10  # "gone" is not scored: no place in the budget
+    assert chosen == ["big", "t00", "t01"]
+    chosen, scored, exact = top_active(recent.groups(), score, 3, budget=1000)
+    assert exact and scored == 101 and chosen == ["big", "t00", "t01"]
