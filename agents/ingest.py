@@ -144,7 +144,8 @@ class Ingest:
                             wire.entry(entry_ranges, wm, part, with_users=virality)
                         )
                 for target, delta_entries in by_target.items():
-                    await deltas.send(value=wire.encode(delta_entries), partition=target)
+                    for value in wire.encode_records(delta_entries):
+                        await deltas.send(value=value, partition=target)
 
         self.agent = ingest
 

@@ -101,6 +101,36 @@ def encode(entries: list[Entry]) -> bytes:
     return orjson.dumps({"e": entries})
 
 
+# Below aiokafka's and Faust's default max_request_size (1 MiB) and a broker's default
+# message.max.bytes, with room for the record's overhead.
+MAX_RECORD_BYTES = 512 * 1024
+
+
+def encode_records(entries: list[Entry], max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
+    """:func:`encode`, split into records of at most ``max_bytes`` where it can be.
+
+    A batch of records with a long tail of distinct hashtags can make one partition's delta
+    larger than a producer may send. Splitting an entry's hashtags between records keeps its
+    ranges on each part: stage 2 checks marks per hashtag and per bucket, and every hashtag is
+    in exactly one part, so the parts apply exactly as the whole would. A single hashtag's
+    delta that is still too large is sent as it is (the producer then says why).
+    """
+    value = encode(entries)
+    if len(value) <= max_bytes:
+        return [value]
+    if len(entries) > 1:
+        half = len(entries) // 2
+        return encode_records(entries[:half], max_bytes) + encode_records(entries[half:], max_bytes)
+    ranges, wm, tags = entries[0]
+    if len(tags) < 2:
+        return [value]
+    items = list(tags.items())
+    half = len(items) // 2
+    return encode_records([[ranges, wm, dict(items[:half])]], max_bytes) + encode_records(
+        [[ranges, wm, dict(items[half:])]], max_bytes
+    )
+
+
 def decode(value: bytes) -> list[Entry]:
     return orjson.loads(value)["e"]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Collection, Iterable
+from itertools import islice
 
 from pipeline.virality.activity import score_bound
 
@@ -52,8 +53,8 @@ def top_active(
     a tag with that many recent posts can have (:func:`score_bound` for the trend score).
     Scoring stops at the first group whose bound is below the ``k``-th best score so far,
     which makes the answer exact; or once ``budget`` tags have been scored, which makes it the
-    best of the most active ``budget`` (the last group scored in part, by name): only a long
-    tail of tags with a post or two each, all scoring about the same, gets there.
+    best of the most active ``budget`` (the last group scored in part, any part of it): only a
+    long tail of tags with a post or two each, all scoring about the same, gets there.
 
     Returns the tags best first, how many were scored, and whether the answer is exact.
     """
@@ -67,8 +68,9 @@ def top_active(
             break
         room = budget - len(scored)
         if len(tags) > room:
+            # Any part of it: a million-tag group is not sorted every round to pick by name.
             exact = False
-            tags = heapq.nsmallest(room, tags)
+            tags = list(islice(tags, room))
         for tag in tags:
             result = score(tag)
             if result is None:

@@ -41,6 +41,28 @@ async def put_record(agent, ranges: list[tuple[int, int, int]], *events: dict) -
         await agent.put(wire.encode([wire.entry(ranges, s.max_ts, tags)]), partition=target)
 
 
+async def test_a_delta_split_into_records_applies_as_the_whole_would(app):
+    counters = app.spread_counters
+    events = [
+        {"id": str(i), "ts": 60.0 + i, "region": "FR", "hashtags": [f"t{i}", "metoo"]}
+        for i in range(500)
+    ]
+    s = summarise(b"\n".join(orjson.dumps(e) for e in events))
+    tags = wire.split_by_partition(s.tags, 4)[0]
+    entries = [wire.entry([(0, 0, 9)], s.max_ts, tags)]
+    records = wire.encode_records(entries, max_bytes=2048)
+    assert len(records) > 3
+    async with counters.agent.test_context() as agent:
+        for value in records:
+            await agent.put(value, partition=0)
+        for value in records:  # redelivered: skipped, part by part
+            await agent.put(value, partition=0)
+    expected = {t: d[0] for t, d in tags.items()}
+    got = {t: counters.totals.data[t]["n"] for t in expected}
+    assert got == expected
+    assert counters.overlaps == 0
+
+
 async def test_counters_apply_deltas_once(app):
     counters = app.spread_counters
     ev = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["#MeToo", "balancetonporc"]}

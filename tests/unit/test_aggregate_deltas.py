@@ -153,3 +153,22 @@ def test_late_events_count_in_totals_but_not_in_minute_buckets():
     assert users == {"x"}  # a late event still counts as a user
     assert s.tags["b"][:3] == [1, {"US": 1}, {}]
     assert summarise(record, envelope=True).late == 0
+
+
+def test_large_deltas_are_split_into_records_that_fit():
+    events = [
+        {"id": str(i), "ts": 60 + i % 600, "region": "US", "hashtags": [f"tail{i}", "big"]}
+        for i in range(3000)
+    ]
+    s = summarise(env(*events))
+    entries = [wire.entry([(0, 5, 9)], s.max_ts, s.tags), wire.entry([(1, 0, 0)], 61.0, {})]
+    whole = wire.decode(wire.encode(entries))
+    records = wire.encode_records(entries, max_bytes=16 * 1024)
+    assert len(records) > 5 and all(len(r) <= 16 * 1024 for r in records)
+    parts = [e for r in records for e in wire.decode(r)]
+    # Every part keeps its entry's ranges and watermark; every hashtag is in exactly one part.
+    assert {(str(e[0]), e[1]) for e in parts} == {(str(e[0]), e[1]) for e in whole}
+    tags = [t for e in parts for t in e[2]]
+    assert sorted(tags) == sorted(t for e in whole for t in e[2])
+    assert {t: d for e in parts for t, d in e[2].items()} == whole[0][2]
+    assert wire.encode_records(entries) == [wire.encode(entries)]  # small enough: one record

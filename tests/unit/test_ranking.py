@@ -91,6 +91,6 @@ def test_top_active_skips_tags_that_are_not_candidates_and_stops_at_its_budget()
 
     chosen, scored, exact = top_active(recent.groups(), score, 3, budget=10)
     assert not exact and scored == 10  # "gone" is not scored: no place in the budget
-    assert chosen == ["big", "t00", "t01"]
+    assert chosen[0] == "big" and len(chosen) == 3  # then any two of the 100 equal ones
     chosen, scored, exact = top_active(recent.groups(), score, 3, budget=1000)
     assert exact and scored == 101 and chosen == ["big", "t00", "t01"]
