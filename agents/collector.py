@@ -1,14 +1,17 @@
-"""Prometheus exposition, read from the tables at scrape time.
+"""Prometheus exposition: totals read from the tables at scrape time, signals by a timer.
 
-A custom collector (prometheus_client's pattern): nothing is updated per event; every scrape
-walks the tables of the partitions this worker owns right now, so after a rebalance a worker
-stops exporting the hashtags it gave away and ``sum by (hashtag)`` over all workers is exact.
-It runs on the worker's event loop (a Faust web page), so it sees the tables between two
-stream steps, never halfway through one.
+A custom collector (prometheus_client's pattern): nothing is updated per event. A scrape reads
+the totals of the partitions this worker owns right now, so after a rebalance a worker stops
+exporting the hashtags it gave away and ``sum by (hashtag)`` over all workers is exact. The
+rates, trend, R_t and growth of the exported hashtags, and the choice of which to export, come
+from a Faust timer (:class:`HashtagCollector`), so a scrape's cost does not grow with the
+hashtags in the tables. Both run on the worker's event loop (a Faust web page, a Faust timer),
+so they see the tables between two stream steps, never halfway through one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -16,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from agents.changelog import plain_dict
 from agents.counters import children_of, counts_of, regions_of
-from agents.ranking import Ranking, owned_partitions
+from agents.ranking import INTERVAL, Ranking, owned_partitions
 from pipeline.settings import POSTS
 from pipeline.virality import movements, users
 from pipeline.virality.generation import mean_lag
@@ -173,10 +176,11 @@ def _hashtag_families() -> dict[str, Metric]:
             "Hashtags with series here: the top --max-hashtags by trend score, "
             "the movements' tags and --always-export.",
         ),
-        "ranked_at": GaugeMetricFamily(
-            "spread_ranking_timestamp_seconds",
-            "Wall time the exported hashtags were last checked against the tables (a timer "
-            "ranks them every 5 s when anything changed; see agents.ranking).",
+        "computed_at": GaugeMetricFamily(
+            "spread_signals_timestamp_seconds",
+            "Wall time a timer last chose the exported hashtags and computed their rates, "
+            "trend, R_t and growth (every 5 s when anything changed; totals are read at "
+            "scrape time).",
         ),
         "ranking_exact": GaugeMetricFamily(
             "spread_ranking_exact",
@@ -276,8 +280,15 @@ class PipelineCollector(_Collector):
 class HashtagCollector(_Collector):
     """``hashtag_*`` and ``movement_*`` for the hashtags :class:`agents.ranking.Ranking` chose
     (every owned hashtag while there are at most ``max_hashtags``) plus the always-export list,
-    and for every movement this worker owns. A scrape reads the chosen tags' values, a few
-    hundred tags, however many the worker owns."""
+    and for every movement this worker owns.
+
+    A Faust timer computes the signals (rates, growth, trend, R_t, region rates) every
+    ``INTERVAL`` seconds, when anything was applied or reassigned since the last time, right
+    after choosing the tags to export; a scrape reads the current totals (posts, regions,
+    first-seen times, unique users) from the tables and adds the timer's signals. A scrape so
+    costs the same with a thousand or a million hashtags in the tables, and its totals are
+    never stale. A tag without signals yet (new since the last round) gets them on the spot.
+    """
 
     def __init__(
         self,
@@ -295,13 +306,40 @@ class HashtagCollector(_Collector):
         self.always_export = tuple(dict.fromkeys(always_export))
         self.families = families
         self.virality = virality
-        self.ranking = Ranking(app, counters, max_hashtags, self.watermark, virality)
+        self.ranking = Ranking(counters, max_hashtags, virality)
+        self.signals: dict[str, Signals] = {}  # by hashtag, and by movement key
+        self.computed_at: float | None = None  # wall time the signals were last found current
+        self._state: tuple[object, ...] | None = None
+
+        @app.timer(INTERVAL, name="spread-signals")
+        async def compute_signals() -> None:
+            self.refresh()
 
     def describe(self) -> list[Metric]:
         return [*_hashtag_families().values(), *_movement_families().values()]
 
-    def exported(self, owned: frozenset[int]) -> tuple[dict[str, dict], int]:
-        """The exported hashtags' totals and how many hashtags this worker owns."""
+    def refresh(self) -> None:
+        """Choose the exported hashtags and compute their signals, unless nothing was applied
+        or reassigned since the last time."""
+        counters = self.counters
+        owned = owned_partitions(self.app)
+        watermark = self.watermark()
+        tracked, _ = counters.owned_stats(owned)
+        state = (counters.batches_applied, owned, watermark, tracked)
+        if state != self._state:
+            if self.max_hashtags > 0 and tracked > self.max_hashtags and watermark is not None:
+                self.ranking.refresh(owned, watermark)
+            else:
+                self.ranking.clear()
+            exported, _ = self.exported(owned, rank=False)
+            exported.update(self._movements(owned))
+            self.signals = self._compute(exported, watermark)
+            self._state = state
+        self.computed_at = time.time()
+
+    def exported(self, owned: frozenset[int], rank: bool = True) -> tuple[dict[str, dict], int]:
+        """The exported hashtags' totals and how many hashtags this worker owns; ranks first
+        (``rank``) if the choice is needed and was never made."""
         counters = self.counters
         totals = plain_dict(counters.totals)
         partition_of = counters.partition_of
@@ -313,8 +351,9 @@ class HashtagCollector(_Collector):
                 if value and not movements.is_key(tag) and partition_of(tag) in owned
             }, tracked
         ranking = self.ranking
-        if ranking.chosen is None:
-            ranking.refresh()
+        if ranking.chosen is None and rank:
+            self._state = None
+            self.refresh()
         out = {}
         for tag in (*(ranking.chosen or ()), *self.always_export):
             value = totals.get(tag)
@@ -322,47 +361,58 @@ class HashtagCollector(_Collector):
                 out[tag] = value
         return out, tracked
 
-    def collect(self) -> Iterator[Metric]:
+    def _movements(self, owned: frozenset[int]) -> dict[str, dict]:
+        """Movement key -> total, for the movements on this worker's partitions."""
         counters = self.counters
-        watermark = self.watermark()
-        owned = owned_partitions(self.app)
-        fam = _hashtag_families()
-        moves = _movement_families()
-        keys = counters.recent_keys(watermark) if watermark is not None else None
-        weights = self.weights()
-        # R_t reads further back than the rates (the window and the interval's support);
-        # these keys start with the same newest buckets, so one read serves both.
-        detail_keys = (
-            counters.recent_keys(watermark, max(HISTORY, history_minutes(weights)))
-            if watermark is not None
-            else None
-        )
-
-        def signals_of(tag: str, value: dict) -> Signals:
-            if detail_keys is None:
-                return Signals(value, None, self.virality)
-            buckets = counters.recent_buckets(tag, detail_keys)
-            signals = Signals(value, counts_of(buckets[: len(keys or ())]), self.virality)
-            if self.virality:
-                signals.rt = cori(children_of(buckets), counts_of(buckets), weights)
-            signals.where = region_rates(regions_of(buckets))
-            return signals
-
-        exported, tracked = self.exported(owned)
-        for tag in sorted(exported):
-            signals_of(tag, exported[tag]).add_to(fam, tag)
-        fam["tracked"].add_metric([], tracked)
-        fam["exported"].add_metric([], len(exported))
-        ranking = self.ranking
-        if ranking.checked_at is not None:
-            fam["ranked_at"].add_metric([], ranking.checked_at)
-        fam["ranking_exact"].add_metric([], 1.0 if ranking.exact else 0.0)
         totals = plain_dict(counters.totals)
-        for name, tags in self.families:
+        out = {}
+        for name, _ in self.families:
             key = movements.key(name)
             value = totals.get(key)
             if value and counters.partition_of(key) in owned:
-                signals_of(key, value).add_to(moves, name)
+                out[key] = value
+        return out
+
+    def _compute(self, tags: Collection[str], watermark: float | None) -> dict[str, Signals]:
+        if watermark is None:
+            return {tag: Signals(None, self.virality) for tag in tags}
+        counters = self.counters
+        keys = counters.recent_keys(watermark)
+        weights = self.weights()
+        # R_t reads further back than the rates (the window and the interval's support);
+        # these keys start with the same newest buckets, so one read serves both.
+        detail_keys = counters.recent_keys(watermark, max(HISTORY, history_minutes(weights)))
+        out = {}
+        for tag in tags:
+            buckets = counters.recent_buckets(tag, detail_keys)
+            signals = Signals(counts_of(buckets[: len(keys)]), self.virality)
+            if self.virality:
+                signals.rt = cori(children_of(buckets), counts_of(buckets), weights)
+            signals.where = region_rates(regions_of(buckets))
+            out[tag] = signals
+        return out
+
+    def collect(self) -> Iterator[Metric]:
+        owned = owned_partitions(self.app)
+        fam = _hashtag_families()
+        moves = _movement_families()
+        exported, tracked = self.exported(owned)
+        moving = self._movements(owned)
+        signals = self.signals
+        missing = [tag for tag in (*exported, *moving) if tag not in signals]
+        if missing:
+            signals = {**signals, **self._compute(missing, self.watermark())}
+        for tag in sorted(exported):
+            signals[tag].add_to(fam, tag, exported[tag])
+        fam["tracked"].add_metric([], tracked)
+        fam["exported"].add_metric([], len(exported))
+        if self.computed_at is not None:
+            fam["computed_at"].add_metric([], self.computed_at)
+        fam["ranking_exact"].add_metric([], 1.0 if self.ranking.exact else 0.0)
+        for name, tags in self.families:
+            key = movements.key(name)
+            if key in moving:
+                signals[key].add_to(moves, name, moving[key])
             for tag in tags:
                 moves["members"].add_metric([name, tag], 1)
         yield from fam.values()
@@ -370,12 +420,12 @@ class HashtagCollector(_Collector):
 
 
 class Signals:
-    """One hashtag's (or movement's) exported values, from its total and newest buckets."""
+    """One hashtag's (or movement's) signals from its newest buckets, as the timer computed
+    them; :meth:`add_to` adds them to the current total read at scrape time."""
 
-    __slots__ = ("counts", "growth", "rates", "rt", "trend", "value", "virality", "where")
+    __slots__ = ("counts", "growth", "rates", "rt", "trend", "virality", "where")
 
-    def __init__(self, value: dict, counts: list[int] | None, virality: bool = True) -> None:
-        self.value = value
+    def __init__(self, counts: list[int] | None, virality: bool = True) -> None:
         self.virality = virality
         self.counts = counts if virality else None  # no trend without the signals
         self.rates = window_rates(counts) if counts is not None else {}
@@ -384,8 +434,7 @@ class Signals:
         self.rt: Estimate | None = None
         self.where: dict[str, dict[str, float]] = {}  # window -> region -> posts per minute
 
-    def add_to(self, fam: dict[str, Metric], label: str) -> None:
-        value = self.value
+    def add_to(self, fam: dict[str, Metric], label: str, value: dict) -> None:
         fam["total"].add_metric([label], value["n"])
         for region, n in value["r"].items():
             fam["region_total"].add_metric([label, region], n)

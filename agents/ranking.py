@@ -2,10 +2,9 @@
 
 Ranking every hashtag a worker owns by trend score costs about 25 µs a tag (its newest
 buckets, then :func:`pipeline.virality.trend.trend_score`): half a minute with a million
-tags. So a Faust timer ranks every ``interval`` seconds, and only the candidates that can
-matter (:func:`pipeline.virality.topk.top_active` over :attr:`Counters.recent`); a scrape reads
-the choice and the current values of the chosen tags, so the totals it shows are never stale.
-The timer does nothing when no batch was applied and nothing was reassigned since it last ran.
+tags. So the collector's timer (:class:`agents.collector.HashtagCollector`) ranks every
+``INTERVAL`` seconds, and only the candidates that can matter
+(:func:`pipeline.virality.topk.top_active` over :attr:`Counters.recent`).
 
 The rule (README "Metric contract"): a worker that owns at most ``k`` hashtags exports them
 all. Otherwise it exports the ``k`` best by (trend score, total, name) among the hashtags with
@@ -18,8 +17,6 @@ place.
 from __future__ import annotations
 
 import heapq
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agents.changelog import plain_dict
@@ -34,7 +31,7 @@ if TYPE_CHECKING:
 
     from agents.counters import Counters
 
-INTERVAL = 5.0  # seconds between two rankings: how late a new trend gets its series, at most
+INTERVAL = 5.0  # seconds between two rounds: how late a new trend gets its series, at most
 BUDGET = 4000  # tags scored per ranking at most: ~0.1 s, 2 % of a core at INTERVAL
 
 
@@ -45,44 +42,20 @@ def owned_partitions(app: faust.App) -> frozenset[int]:
 class Ranking:
     """The hashtags the exporter gives series to (beyond the always-export list)."""
 
-    def __init__(
-        self,
-        app: faust.App,
-        counters: Counters,
-        k: int,
-        watermark: Callable[[], float | None],
-        virality: bool = True,
-        interval: float = INTERVAL,
-    ) -> None:
-        self.app = app
+    def __init__(self, counters: Counters, k: int, virality: bool = True) -> None:
         self.counters = counters
         self.k = k
-        self.watermark = watermark
         self.virality = virality
         self.chosen: list[str] | None = None  # None: not ranked (yet, or no need)
-        self.checked_at: float | None = None  # wall time the choice was last found current
         self.scored = 0
         self.exact = True
-        self._state: tuple[object, ...] | None = None
 
-        @app.timer(interval, name="spread-ranking")
-        async def rank() -> None:
-            self.refresh()
+    def clear(self) -> None:
+        """Every owned hashtag is exported: nothing to choose (yet)."""
+        self.chosen, self.scored, self.exact = None, 0, True
 
-    def refresh(self) -> None:
-        """Rank again if anything was applied or reassigned since the last ranking."""
-        counters = self.counters
-        owned = owned_partitions(self.app)
-        tracked, _ = counters.owned_stats(owned)
-        watermark = self.watermark()
-        state = (counters.batches_applied, owned, watermark, tracked)
-        if state != self._state:
-            if self.k > 0 and tracked > self.k and watermark is not None:
-                self.chosen = self._rank(owned, watermark)
-            else:  # every owned hashtag is exported: nothing to choose (yet)
-                self.chosen, self.scored, self.exact = None, 0, True
-            self._state = state
-        self.checked_at = time.time()
+    def refresh(self, owned: frozenset[int], watermark: float) -> None:
+        self.chosen = self._rank(owned, watermark)
 
     def _rank(self, owned: frozenset[int], watermark: float) -> list[str]:
         counters = self.counters

@@ -24,6 +24,24 @@ SAMPLE = ROOT / "data" / "sample-metoo-2017.jsonl"
 CLI = [sys.executable, "-m", "agents"]
 
 
+def wait_for_signals(done: Callable[[], Metrics | None], timeout: float, what: str) -> Metrics:
+    """The first scrape ``done()`` returns (None: not yet) whose signals were computed after
+    the counts settled: a timer computes rates, trend and R_t and chooses the exported
+    hashtags (agents.collector), a scrape reads the totals."""
+    settled: list[float] = []
+
+    def check() -> Metrics | None:
+        m = done()
+        if m is None:
+            return None
+        if not settled:
+            settled.append(time.time())
+        computed = m.get("spread_signals_timestamp_seconds", {}).get((), 0.0)
+        return m if computed > settled[0] else None
+
+    return wait_for(check, timeout, what)
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval=0.2):
     deadline = time.monotonic() + timeout
     last: object = None
@@ -149,4 +167,13 @@ def replay(broker: EmbeddedBroker, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
-__all__ = ["SAMPLE", "Worker", "parse_metrics", "replay", "run_cli", "signal", "wait_for"]
+__all__ = [
+    "SAMPLE",
+    "Worker",
+    "parse_metrics",
+    "replay",
+    "run_cli",
+    "signal",
+    "wait_for",
+    "wait_for_signals",
+]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import signal
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -14,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.groundtruth import Truth, compute, norm_tag
-from tests.integration.conftest import SAMPLE, Metrics, parse_metrics, replay, run_cli, wait_for
+from tests.integration.conftest import (
+    SAMPLE,
+    Metrics,
+    parse_metrics,
+    replay,
+    run_cli,
+    wait_for,
+    wait_for_signals,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -65,22 +72,6 @@ def edge_file(tmp_path):
     lines = [json.dumps(e, ensure_ascii=False).encode() for e in EDGE_LINES] + EDGE_RAW
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
-
-
-def ranked_after(done, timeout: float, what: str) -> Metrics:
-    """The first scrape ``done(scrape)`` accepts whose exported hashtags were chosen after the
-    counts settled: a timer chooses them (agents.ranking), a scrape reads their values."""
-    settled: list[float] = []
-
-    def check():
-        m = done()
-        if m is None:
-            return None
-        if not settled:
-            settled.append(time.time())
-        return m if single(m, "spread_ranking_timestamp_seconds") > settled[0] else None
-
-    return wait_for(check, timeout, what)
 
 
 def single(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -264,7 +255,7 @@ def test_series_are_capped_to_the_top_hashtags_plus_always_export(broker, make_w
             else None
         )
 
-    m = ranked_after(counted, 60, "the worker to count the replay and rank the hashtags")
+    m = wait_for_signals(counted, 60, "the worker to count the replay and rank the hashtags")
     # The top 3 by trend score, the always-export list and the movement's tags.
     rank = sorted(truth.posts, key=lambda t: (-truth.trend(t), -truth.posts[t], t))
     exported = by_label(m, "hashtag_posts_total", "hashtag")
@@ -375,7 +366,7 @@ def test_no_virality_counts_exactly_without_the_signals(broker, make_worker):
         done = read == truth.accepted + sum(truth.rejected.values())
         return m if done and single(m, "spread_hashtag_posts_sum") == truth.posts.total() else None
 
-    m = ranked_after(counted, 60, "the worker to count the replay and rank the hashtags")
+    m = wait_for_signals(counted, 60, "the worker to count the replay and rank the hashtags")
     exported = by_label(m, "hashtag_posts_total", "hashtag")
     assert exported == {t: truth.posts[t] for t in exported}
     # The cap ranks by the 15m rate, and no movement's tags are added.
@@ -407,7 +398,7 @@ def test_a_long_tail_of_distinct_hashtags_in_one_batch(broker, make_worker, tmp_
         done = by_label(m, "spread_events_total", "outcome").get("accepted") == len(lines)
         return m if done and single(m, "spread_hashtag_posts_sum") == 55_000 else None
 
-    m = ranked_after(counted, 120, "the worker to count the long tail and rank it")
+    m = wait_for_signals(counted, 120, "the worker to count the long tail and rank it")
     assert single(m, "spread_hashtags_tracked") == 50_001
     exported = by_label(m, "hashtag_posts_total", "hashtag")
     assert exported["metoo"] == 5_000

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import wait_for_signals
 from tests.integration.test_end_to_end import by_label, single
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_late_events_count_in_totals_not_in_windows(broker, make_worker):
         done = by_label(m, "spread_events_total", "outcome").get("accepted") == len(SENT)
         return m if done and single(m, "spread_hashtag_posts_sum") == len(SENT) else None
 
-    m = wait_for(counted, 60, "the worker to count the events")
+    m = wait_for_signals(counted, 60, "the worker to count the events and compute signals")
     assert single(m, "spread_events_late_total") == late
     # Totals, regions and first-seen times include late events.
     assert by_label(m, "hashtag_posts_total", "hashtag") == {"metoo": len(SENT)}

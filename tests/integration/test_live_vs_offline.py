@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.conftest import SAMPLE, replay, run_cli, wait_for
+from tests.integration.conftest import SAMPLE, replay, run_cli, wait_for_signals
 from tests.integration.test_end_to_end import by_label, single
 from tests.unit.test_formats import (
     JETSTREAM_LIKE,
@@ -81,7 +81,7 @@ def test_live_worker_equals_offline_analysis(broker, make_worker, tmp_path, fmt)
             else None
         )
 
-    m = wait_for(done, 60, "the worker to count the replay")
+    m = wait_for_signals(done, 60, "the worker to count the replay and compute its signals")
     assert by_label(m, "hashtag_posts_total", "hashtag") == {t: v["posts"] for t, v in tags.items()}
     assert by_label(m, "hashtag_region_posts_total", "hashtag", "region") == {
         (t, r): n for t, v in tags.items() for r, n in v["regions"].items()
