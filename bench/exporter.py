@@ -1,0 +1,223 @@
+"""The exporter with a million hashtags in the tables: what a scrape costs and what being
+scraped costs the worker.
+
+    python -m bench.exporter [--tags 1000000] [--events 1000000]
+
+1. **Load**: ``--tags`` distinct hashtags, five per event, all in the 20 minutes of event time
+   before the measured phases, so every one is still a ranking candidate during them (the
+   worst case for agents.ranking), counted by one worker on the embedded broker, in two
+   halves. Reported: RSS per hashtag from the second half's growth (the first half has already
+   paid the interpreter's and the batches' transient peaks, which RSS never gives back).
+2. **Scrapes**: ten full scrapes of ``/metrics`` while idle: median and worst time, size, and
+   every exported total checked against the input.
+3. **Throughput under scraping**: the Zipf workload (bench.workload), ``--events`` events in
+   each of two phases on the same worker, same state: first unscraped, then with a full scrape
+   every 5 s (Prometheus' interval in deploy/). Both phases sit within the ranking's 30-minute
+   span with the loaded tags. The ratio comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from bench.throughput import scrape
+from bench.workload import START, events
+from pipeline.broker import EmbeddedBroker, free_port
+from pipeline.replay import replay
+
+POLL = "?name[]=spread_events_total&name[]=spread_hashtag_posts_sum"
+LOAD_SPAN = 1200.0  # event-time seconds the loaded tags are spread over
+PHASE_SPAN = 300.0  # event-time seconds of each measured phase
+TAGS_PER_EVENT = 5
+SCRAPE_EVERY = 5.0
+
+
+def load_events(tags: int) -> list[bytes]:
+    n = tags // TAGS_PER_EVENT
+    step = LOAD_SPAN / n
+    return [
+        orjson.dumps(
+            {
+                "id": f"load-{i}",
+                "ts": START - LOAD_SPAN + i * step,
+                "user": f"u-{i % 50_000}",
+                "region": "US",
+                "hashtags": [f"longtail{i * TAGS_PER_EVENT + j:07d}" for j in range(5)],
+            }
+        )
+        for i in range(n)
+    ]
+
+
+T0 = time.perf_counter()
+
+
+def step_done(what: str) -> None:
+    print(f"[{time.perf_counter() - T0:6.0f} s] {what}", file=sys.stderr, flush=True)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def posts_of(lines: list[bytes]) -> Counter:
+    return Counter(t.casefold() for x in lines for t in set(orjson.loads(x)["hashtags"]))
+
+
+class Worker:
+    def __init__(self, bootstrap: str, workdir: Path, app_id: str = "bench-exporter") -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.log = workdir / f"{app_id}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agents", "worker", "--broker", bootstrap,
+             "--metrics-port", str(port), "--app-id", app_id,
+             "--data-dir", str(workdir / f"faust-{app_id}")],
+            stdout=open(self.log, "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def counted(self) -> tuple[float | None, float | None]:
+        m, _, _, _ = scrape(self.url + POLL)
+        return m.get("spread_events_total"), m.get("spread_hashtag_posts_sum")
+
+    def feed(self, path: Path, bootstrap: str, events_total: int, posts_sum: int) -> float:
+        """Replay ``path`` (in a thread, so that polling starts at once) and return the seconds
+        from the first of its events counted until the worker shows both totals."""
+        base, _ = self.counted()
+        sender = threading.Thread(target=lambda: asyncio.run(replay([path], bootstrap)))
+        sender.start()
+        t0 = None
+        deadline = time.monotonic() + 1800
+        try:
+            while time.monotonic() < deadline:
+                seen, posts = self.counted()
+                if t0 is None and seen is not None and seen > (base or 0):
+                    t0 = time.perf_counter()
+                if seen == events_total and posts == posts_sum:
+                    return time.perf_counter() - (t0 or time.perf_counter())
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"worker exited with {self.proc.returncode}: see {self.log}")
+                time.sleep(0.1)
+            raise SystemExit("the worker did not finish in time")
+        finally:
+            sender.join()
+
+    def wait_up(self) -> None:
+        deadline = time.monotonic() + 120
+        while self.counted()[0] is None:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"the worker did not start: see {self.log}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def scraper(url: str, stop: threading.Event, took: list[float]) -> None:
+    while not stop.wait(SCRAPE_EVERY):
+        _, by_tag, _, seconds = scrape(url)
+        if by_tag:
+            took.append(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tags", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    load = load_events(args.tags)
+    step = PHASE_SPAN / args.events
+    quiet = list(events(args.events, start=START, step=step, prefix="quiet"))
+    scraped = list(events(args.events, start=START + PHASE_SPAN, step=step, prefix="scraped"))
+    expected = posts_of(load)
+    step_done("inputs generated")
+    with tempfile.TemporaryDirectory(prefix="spread-bench-exporter-") as tmp:
+        workdir = Path(tmp)
+        files = {}
+        half = len(load) // 2
+        inputs = {"load1": load[:half], "load2": load[half:], "quiet": quiet, "scraped": scraped}
+        for name, lines in inputs.items():
+            files[name] = workdir / f"{name}.jsonl"
+            files[name].write_bytes(b"\n".join(lines) + b"\n")
+        with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
+            worker = Worker(broker.bootstrap, workdir)
+            try:
+                worker.wait_up()
+                half = len(load) // 2
+                first = posts_of(load[:half]).total()
+                loaded = worker.feed(files["load1"], broker.bootstrap, half, first)
+                rss_half = rss_bytes(worker.proc.pid)
+                loaded += worker.feed(files["load2"], broker.bootstrap, len(load), expected.total())
+                rss_after = rss_bytes(worker.proc.pid)
+                step_done(f"{args.tags:,} hashtags loaded")
+
+                times, size, exported = [], 0, {}
+                for _ in range(10):
+                    _, exported, size, seconds = scrape(worker.url)
+                    times.append(seconds)
+                wrong = {t: v for t, v in exported.items() if v != expected[t]}
+                if not exported or wrong:
+                    raise SystemExit(f"wrong totals in /metrics: {wrong or 'none exported'}")
+                step_done("idle scrapes done")
+
+                rates = {}
+                took: list[float] = []
+                n = len(load)
+                for name in ("quiet", "scraped"):
+                    stop = threading.Event()
+                    thread = threading.Thread(target=scraper, args=(worker.url, stop, took))
+                    if name == "scraped":
+                        thread.start()
+                    expected += posts_of(quiet if name == "quiet" else scraped)
+                    n += args.events
+                    seconds = worker.feed(files[name], broker.bootstrap, n, expected.total())
+                    stop.set()
+                    if thread.is_alive():
+                        thread.join()
+                    rates[name] = args.events / seconds
+                    step_done(f"{name} phase: {rates[name]:,.0f} events/s")
+                _, exported, _, _ = scrape(worker.url)
+                wrong = {t: v for t, v in exported.items() if v != expected[t]}
+                if wrong:
+                    raise SystemExit(f"wrong totals in /metrics: {wrong}")
+            finally:
+                worker.stop()
+    tracked = len(expected)
+    print(
+        f"throughput with a full scrape every {SCRAPE_EVERY:.0f} s: "
+        f"{rates['scraped'] / rates['quiet']:.2f}x unscraped "
+        f"({rates['scraped']:,.0f} vs {rates['quiet']:,.0f} events/s, "
+        f"{tracked:,} hashtags in the tables)"
+    )
+    print(
+        f"/metrics with {tracked:,} hashtags: median {statistics.median(times) * 1000:.0f} ms, "
+        f"worst {max(times) * 1000:.0f} ms idle; {size / 1e6:.2f} MB, "
+        f"{len(exported)} hashtags exported; under load: median "
+        f"{statistics.median(took) * 1000 if took else 0:.0f} ms over {len(took)} scrapes"
+    )
+    added = len(posts_of(load[len(load) // 2 :]))
+    print(
+        f"memory: {(rss_after - rss_half) / added:,.0f} bytes per hashtag "
+        f"({rss_half / 2**20:,.0f} -> {rss_after / 2**20:,.0f} MiB RSS for the second "
+        f"{added:,} hashtags; {args.tags:,} loaded in {loaded:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
