@@ -42,6 +42,7 @@ bench: setup
 	$(PY) -m bench.latency
 	$(PY) -m bench.scaleout
 	$(PY) -m bench.exporter
+	$(PY) -m bench.soak
 	$(PY) -m bench.simulate --scale 0.1 --broker-scale 0.02
 
 clean:

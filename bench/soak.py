@@ -1,0 +1,227 @@
+"""Soak: sustained load at 80 % of one worker's measured peak, a long tail of a million
+hashtags: does memory level off once windows expire, does /metrics stay capped, is the lag
+bounded?
+
+    python -m bench.soak [--minutes 10] [--tags 1000000] [--speed 120] [--load 0.8]
+
+1. **Peak**: ``PEAK_EVENTS`` events of the workload below, already in ``posts``, counted by a
+   worker of their own (app id ``soak-peak``), timed as bench.throughput does.
+2. **Soak**: a fresh worker; a producer sends the workload at ``--load`` × peak events/s, one
+   envelope every 0.1 s, for ``--minutes``. Event time runs ``--speed`` times faster than
+   the wall clock (120: 20 hours of event time in 10 minutes), so minute buckets start to
+   expire once the retention (grace + 7 h of event time) has passed: after about 3.6 minutes
+   at 120x. Hashtags come from a vocabulary of ``--tags`` with Zipf weights (s = 1): most of
+   it shows up, the bulk a few times each.
+3. Every 10 s: the worker's RSS, hashtags and buckets held, the lag (events acknowledged by
+   the broker minus events the worker counted), a full /metrics scrape's size and time.
+
+Reported: the curve, RSS growth per minute over the middle and the last third, and per new
+hashtag over the last third. Once buckets expire their number stays flat; what still grows is
+the totals of hashtags seen for the first time (counters, kept for good), so RSS follows the
+distinct hashtags, not the events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import itertools
+import random
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.exporter import Worker, rss_bytes
+from bench.throughput import scrape
+from bench.workload import REGIONS, START
+from pipeline.broker import EmbeddedBroker, free_port
+from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
+from pipeline.producer import ensure_topics, start_producer
+from pipeline.replay import replay
+from pipeline.settings import DELTAS, POSTS, REJECTED
+
+PEAK_EVENTS = 300_000
+SAMPLE_EVERY = 10.0
+POLL = (
+    "?name[]=spread_events_total&name[]=spread_hashtags_tracked&name[]=spread_minute_buckets"
+    "&name[]=spread_minute_buckets_expired_total"
+)
+
+
+def progress(url: str) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(url + POLL, timeout=60) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[s.name] = out.get(s.name, 0.0) + s.value
+    return out
+
+
+class LongTail:
+    """Events whose hashtags come from ``tags`` names with Zipf weights; event time advances
+    ``speed`` seconds per wall second at ``rate`` events per wall second."""
+
+    def __init__(self, tags: int, rate: float, speed: float, seed: int = 11) -> None:
+        self.rng = random.Random(seed)
+        self.names = ["MeToo", *(f"tail{i}" for i in range(1, tags))]
+        self.cum = list(itertools.accumulate(1 / (i + 1) for i in range(tags)))
+        self.step = speed / rate
+        self.i = 0
+
+    def line(self) -> bytes:
+        rng, i = self.rng, self.i
+        self.i += 1
+        k = 1 + (rng.random() < 0.3) + (rng.random() < 0.1)
+        top = self.cum[-1]
+        tags = [self.names[bisect.bisect(self.cum, rng.random() * top)] for _ in range(k)]
+        return orjson.dumps(
+            {
+                "id": f"s-{i}",
+                "ts": START + i * self.step,
+                "user": f"u-{rng.randrange(200_000)}",
+                "region": REGIONS[rng.randrange(len(REGIONS))],
+                "hashtags": tags,
+            }
+        )
+
+
+async def produce(bootstrap: str, source: LongTail, rate: float, seconds: float, acked) -> None:
+    """One envelope every 0.1 s; ``acked`` counts the events the broker acknowledged."""
+    per_envelope = max(1, round(rate / 10))
+    producer = await start_producer(bootstrap)
+    start = time.perf_counter()
+    try:
+        for n in itertools.count():
+            due = start + n * 0.1
+            if due - start > seconds:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = b"\n".join(source.line() for _ in range(per_envelope))
+            await (
+                await producer.send(
+                    POSTS, body, headers=[(ENVELOPE_HEADER, ENVELOPE_FORMAT)], partition=n % 8
+                )
+            )
+            acked[0] += per_envelope
+    finally:
+        await producer.stop()
+
+
+def peak(bootstrap: str, tags: int, workdir: Path) -> float:
+    source = LongTail(tags, rate=1.0, speed=1.0)
+    path = workdir / "peak.jsonl"
+    path.write_bytes(b"\n".join(source.line() for _ in range(PEAK_EVENTS)) + b"\n")
+    asyncio.run(replay([path], bootstrap))
+    worker = Worker(bootstrap, workdir, app_id="soak-peak")
+    try:
+        t0 = None
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            seen = worker.counted()[0]
+            if t0 is None and seen:
+                t0, first = time.perf_counter(), seen
+            if seen == PEAK_EVENTS:
+                return (PEAK_EVENTS - first) / (time.perf_counter() - t0)
+            time.sleep(0.2)
+        raise SystemExit("the peak run did not finish")
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--tags", type=int, default=1_000_000)
+    parser.add_argument("--speed", type=float, default=120.0, help="event time / wall time")
+    parser.add_argument("--load", type=float, default=0.8, help="fraction of the peak")
+    args = parser.parse_args()
+    seconds = args.minutes * 60
+    with tempfile.TemporaryDirectory(prefix="spread-bench-soak-") as tmp:
+        workdir = Path(tmp)
+        with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
+            b = broker.bootstrap
+            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8, DELTAS: 8}))
+            top = peak(b, args.tags, workdir)
+            rate = args.load * top
+            print(f"peak {top:,.0f} events/s; soak at {rate:,.0f} events/s", file=sys.stderr)
+        # A broker of its own: the soak worker must not start with the peak run's records.
+        with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker2.log")) as broker:
+            b = broker.bootstrap
+            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8, DELTAS: 8}))
+            worker = Worker(b, workdir, app_id="soak")
+            worker.wait_up()
+            acked = [0]
+            source = LongTail(args.tags, rate, args.speed)
+            sender = threading.Thread(
+                target=lambda: asyncio.run(produce(b, source, rate, seconds, acked))
+            )
+            samples = []
+            t0 = time.perf_counter()
+            sender.start()
+            try:
+                while sender.is_alive():
+                    time.sleep(SAMPLE_EVERY)
+                    m = progress(worker.url)
+                    _, _, size, took = scrape(worker.url)
+                    samples.append(
+                        (
+                            time.perf_counter() - t0,
+                            rss_bytes(worker.proc.pid),
+                            acked[0] - m.get("spread_events_total", 0),
+                            m.get("spread_hashtags_tracked", 0),
+                            m.get("spread_minute_buckets", 0),
+                            m.get("spread_minute_buckets_expired_total", 0),
+                            size,
+                            took,
+                        )
+                    )
+                    if worker.proc.poll() is not None:
+                        raise SystemExit(f"the worker exited: see {worker.log}")
+            finally:
+                sender.join()
+                worker.stop()
+    print(f"{'t (s)':>6} {'RSS MiB':>8} {'lag':>8} {'hashtags':>9} {'buckets':>9} "
+          f"{'expired':>9} {'/metrics':>9} {'scrape':>7}")  # fmt: skip
+    for t, rss, lag, tracked, buckets, expired, size, took in samples[2::3]:
+        print(
+            f"{t:6.0f} {rss / 2**20:8,.0f} {lag:8,.0f} {tracked:9,.0f} {buckets:9,.0f} "
+            f"{expired:9,.0f} {size / 1e3:7,.0f}kB {took * 1000:5,.0f}ms"
+        )
+    third = len(samples) // 3
+
+    def slope(part: list[tuple]) -> float:
+        (ta, ra, *_), (tb, rb, *_) = part[0], part[-1]
+        return (rb - ra) / 2**20 / ((tb - ta) / 60)
+
+    def per_hashtag(part: list[tuple]) -> float:
+        (_, ra, _, ha, *_), (_, rb, _, hb, *_) = part[0], part[-1]
+        return (rb - ra) / max(hb - ha, 1)
+
+    lags = [s[2] for s in samples]
+    middle, last = slope(samples[third : 2 * third]), slope(samples[2 * third :])
+    print(
+        f"soak at {args.load:.0%} of peak ({rate:,.0f} of {top:,.0f} events/s) for "
+        f"{args.minutes:.0f} min, {args.speed:.0f}x event time: RSS {middle:+,.0f} MiB/min "
+        f"in the middle third, {last:+,.0f} MiB/min in the last "
+        f"({per_hashtag(samples[2 * third :]):,.0f} bytes per new hashtag); "
+        f"lag max {max(lags):,.0f} events, last {lags[-1]:,.0f}; /metrics at most "
+        f"{max(s[6] for s in samples) / 1e3:,.0f} kB, scrape median "
+        f"{sorted(s[7] for s in samples)[len(samples) // 2] * 1000:,.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
