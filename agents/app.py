@@ -30,7 +30,7 @@ from agents.health import BrokerProbe
 from agents.ingest import Ingest
 from pipeline import security
 from pipeline.offsets import true_end_offsets
-from pipeline.settings import DELTAS, POSTS, REJECTED, WorkerSettings
+from pipeline.settings import POSTS, REJECTED, WorkerSettings, deltas_topic
 from pipeline.virality import movements
 
 
@@ -74,7 +74,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
     posts = app.topic(POSTS, key_serializer="raw", value_serializer="raw")
     rejected = app.topic(REJECTED, key_serializer="raw", value_serializer="raw")
     deltas = app.topic(
-        DELTAS,
+        deltas_topic(settings.app_id),
         key_serializer="raw",
         value_serializer="raw",
         internal=True,

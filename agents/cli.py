@@ -29,10 +29,10 @@ from pipeline.settings import (
     DEFAULT_MAX_HASHTAGS,
     DEFAULT_METRICS_PORT,
     DEFAULT_PARTITIONS,
-    DELTAS,
     POSTS,
     REJECTED,
     WorkerSettings,
+    deltas_topic,
     parse_broker,
 )
 from pipeline.virality import movements
@@ -186,7 +186,7 @@ def worker(
             )
         families = movements.parse(movement_specs) if movement_specs else movements.DEFAULT
         interval = configured_weights(interval_spec)
-        wanted = {POSTS: partitions, REJECTED: partitions, DELTAS: partitions}
+        wanted = {POSTS: partitions, REJECTED: partitions, deltas_topic(app_id): partitions}
         actual = asyncio.run(ensure_topics(bootstrap, wanted))
     except USER_ERRORS as exc:
         fail(str(exc))
@@ -213,7 +213,7 @@ def worker(
         virality=virality,
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[DELTAS]))
+    app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[deltas_topic(app_id)]))
     click.echo(
         f"worker {app_id}: broker {bootstrap}, metrics on "
         f"http://{metrics_host}:{metrics_port}/metrics",

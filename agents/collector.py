@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.changelog import plain_dict
-from agents.counters import children_of, counts_of, regions_of
-from agents.ranking import INTERVAL, Ranking, owned_partitions
+from agents.counters import children_of, counts_of, owned_partitions, regions_of
+from agents.ranking import INTERVAL, Ranking
 from pipeline.settings import POSTS
 from pipeline.virality import movements, users
 from pipeline.virality.generation import mean_lag
@@ -259,7 +259,9 @@ class PipelineCollector(_Collector):
         if watermark is not None:
             fam["watermark"].add_metric([], watermark)
             yield fam["watermark"]
-        fam["applied"].add_metric([], self.counters.owned_stats(owned_partitions(self.app))[1])
+        fam["applied"].add_metric(
+            [], self.counters.owned_stats(owned_partitions(self.app, self.counters.topic))[1]
+        )
         yield fam["applied"]
         fam["broker_up"].add_metric([], 1.0 if self.probe.up else 0.0)
         yield fam["broker_up"]
@@ -322,7 +324,7 @@ class HashtagCollector(_Collector):
         """Choose the exported hashtags and compute their signals, unless nothing was applied
         or reassigned since the last time."""
         counters = self.counters
-        owned = owned_partitions(self.app)
+        owned = owned_partitions(self.app, self.counters.topic)
         watermark = self.watermark()
         tracked, _ = counters.owned_stats(owned)
         state = (counters.batches_applied, owned, watermark, tracked)
@@ -393,7 +395,7 @@ class HashtagCollector(_Collector):
         return out
 
     def collect(self) -> Iterator[Metric]:
-        owned = owned_partitions(self.app)
+        owned = owned_partitions(self.app, self.counters.topic)
         fam = _hashtag_families()
         moves = _movement_families()
         exported, tracked = self.exported(owned)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
 from pipeline import deltas as wire
-from pipeline.settings import DEFAULT_GRACE_SECONDS, DELTAS
+from pipeline.settings import DEFAULT_GRACE_SECONDS
 from pipeline.virality import movements, users
 from pipeline.virality.activity import RecentPosts
 from pipeline.virality.generation import MAX_LAG_MINUTES
@@ -55,6 +55,11 @@ SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired buckets
 READ_SPAN_SECONDS = (SKIP_NEWEST + WINDOW + MAX_LAG_MINUTES) * 60
 
 
+def owned_partitions(app: faust.App, topic: str) -> frozenset[int]:
+    """The partitions of ``topic`` this worker owns right now."""
+    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+
+
 class Counters:
     def __init__(
         self,
@@ -66,6 +71,7 @@ class Counters:
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.app = app
+        self.topic = deltas.get_topic_name()
         self.partitions = partitions
         self.retention = grace_seconds + READ_SPAN_SECONDS
         # minute start -> tags with a bucket there: which buckets a sweep deletes. Built from
@@ -202,7 +208,7 @@ class Counters:
             for tag, (start, _end) in list(buckets):
                 self._index.setdefault(int(start), set()).add(tag)
         cutoff = wm - self.retention
-        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == DELTAS}
+        owned = owned_partitions(self.app, self.topic)
         ranges = table.window.ranges
         out: list[tuple[int, Any, None]] = []
         for minute in [m for m in self._index if m + MINUTE <= cutoff]:

@@ -20,23 +20,16 @@ import heapq
 from typing import TYPE_CHECKING
 
 from agents.changelog import plain_dict
-from pipeline.settings import DELTAS
 from pipeline.virality import movements
 from pipeline.virality.activity import score_bound
 from pipeline.virality.topk import top_active
 from pipeline.virality.trend import CURRENT, trend_score
 
 if TYPE_CHECKING:
-    import faust
-
     from agents.counters import Counters
 
 INTERVAL = 5.0  # seconds between two rounds: how late a new trend gets its series, at most
 BUDGET = 4000  # tags scored per ranking at most: ~0.1 s, 2 % of a core at INTERVAL
-
-
-def owned_partitions(app: faust.App) -> frozenset[int]:
-    return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == DELTAS)
 
 
 class Ranking:

@@ -32,7 +32,7 @@ from bench.workload import events
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.producer import ensure_topics, start_producer
-from pipeline.settings import DELTAS, POSTS, REJECTED
+from pipeline.settings import POSTS, REJECTED
 
 POLL = "?name[]=spread_hashtag_posts_sum"
 WARM_UP = 10.0
@@ -102,7 +102,7 @@ def main() -> None:
         workdir = Path(tmp)
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
             b = broker.bootstrap
-            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8, DELTAS: 8}))
+            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8}))
             port = free_port()
             url = f"http://127.0.0.1:{port}/metrics"
             log = open(workdir / "worker.log", "wb")  # noqa: SIM115

@@ -45,7 +45,7 @@ from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 from pipeline.producer import ensure_topics, start_producer
 from pipeline.replay import replay
-from pipeline.settings import DELTAS, POSTS, REJECTED
+from pipeline.settings import POSTS, REJECTED
 
 PEAK_EVENTS = 300_000
 SAMPLE_EVERY = 10.0
@@ -153,14 +153,14 @@ def main() -> None:
         workdir = Path(tmp)
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
             b = broker.bootstrap
-            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8, DELTAS: 8}))
+            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8}))
             top = peak(b, args.tags, workdir)
             rate = args.load * top
             print(f"peak {top:,.0f} events/s; soak at {rate:,.0f} events/s", file=sys.stderr)
         # A broker of its own: the soak worker must not start with the peak run's records.
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker2.log")) as broker:
             b = broker.bootstrap
-            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8, DELTAS: 8}))
+            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8}))
             worker = Worker(b, workdir, app_id="soak")
             worker.wait_up()
             acked = [0]

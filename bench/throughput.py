@@ -230,9 +230,9 @@ def main() -> None:
             slice_ = lines[: args.naive_events]
             writes = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in slice_)
             naive_rate = naive(b, slice_, writes, workdir)
-        # The same records on a fresh broker (hashtag-deltas is shared by every app id on a
-        # broker), read by a worker with the virality signals off: what movements, R_t,
-        # trend and unique users cost.
+        # The same records on a fresh broker (the same starting point as the first worker),
+        # read by a worker with the virality signals off: what movements, R_t, trend and
+        # unique users cost.
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker3.log")) as broker:
             asyncio.run(replay([data], broker.bootstrap, envelope=args.envelope))
             counts_only = ours(

@@ -9,7 +9,7 @@ from pipeline.limits import DEFAULT_LIMITS, Limits
 
 POSTS = "posts"
 REJECTED = "posts-rejected"
-DELTAS = "hashtag-deltas"
+DELTAS = "hashtag-deltas"  # the suffix: each app id has its own (deltas_topic)
 
 DEFAULT_BROKER = "localhost:9092"
 DEFAULT_PARTITIONS = 8
@@ -18,6 +18,12 @@ DEFAULT_METRICS_PORT = 8000
 DEFAULT_MAX_HASHTAGS = 200  # series cap per worker (DESIGN "Metric contract")
 # An event older than its partition's watermark minus this is late (README "Late events").
 DEFAULT_GRACE_SECONDS = 3600.0
+
+
+def deltas_topic(app_id: str) -> str:
+    """Stage 1 -> stage 2 topic of one app id, named like Faust's changelogs: two app ids on
+    one cluster must not read each other's deltas (each counts everything, independently)."""
+    return f"{app_id}-{DELTAS}"
 
 
 class SettingsError(ValueError):

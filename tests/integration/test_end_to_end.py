@@ -145,7 +145,7 @@ def test_replay_into_running_worker_matches_ground_truth(broker, make_worker, ed
     assert truth.posts["metoo"] > 1000 and len(truth.rejected) == 9  # the data exercises it
     worker = make_worker().start()
     replay(broker, str(SAMPLE), str(edge_file))
-    m = wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
+    m = wait_for_signals(lambda: processed(worker, truth), 60, "the worker to count the replay")
     assert_matches(m, truth)
     # A restricted scrape serves just the families asked for, with the same values.
     with urllib.request.urlopen(worker.url + "?name[]=spread_events_total", timeout=5) as resp:
@@ -175,7 +175,7 @@ def test_worker_started_after_paced_single_event_replay(broker, make_worker, edg
         str(SAMPLE),
     )
     worker = make_worker(partitions=5).start()
-    m = wait_for(lambda: processed(worker, truth), 90, "the worker to count the replay")
+    m = wait_for_signals(lambda: processed(worker, truth), 90, "the worker to count the replay")
     assert_matches(m, truth)
 
 
@@ -184,16 +184,16 @@ def test_restarted_worker_recovers_exact_totals_from_changelogs(broker, make_wor
     truth = compute([SAMPLE])
     worker = make_worker().start()
     replay(broker, "--envelope", "250", str(SAMPLE))
-    before = wait_for(lambda: processed(worker, truth), 60, "the worker to count the replay")
+    before = wait_for_signals(lambda: processed(worker, truth), 60, "the worker to count it")
     assert_matches(before, truth)
     worker.stop(sig)
     worker.start()
-    after = wait_for(lambda: processed(worker, truth), 60, "the restarted worker to recover")
+    after = wait_for_signals(lambda: processed(worker, truth), 60, "the restart to recover")
     assert_matches(after, truth)
     # Recovered state must also keep counting new events exactly once.
     replay(broker, "--envelope", "250", str(SAMPLE))
     doubled = compute([SAMPLE, SAMPLE])
-    final = wait_for(lambda: processed(worker, doubled), 60, "the second replay")
+    final = wait_for_signals(lambda: processed(worker, doubled), 60, "the second replay")
     assert_matches(final, doubled)
 
 
@@ -408,3 +408,18 @@ def test_a_long_tail_of_distinct_hashtags_in_one_batch(broker, make_worker, tmp_
     assert single(m, "spread_ranking_exact") == 0
     worker_log = "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
     assert "Crashed" not in worker_log and "MessageSizeTooLarge" not in worker_log
+
+
+def test_two_app_ids_on_one_broker_each_count_everything(broker, make_worker):
+    """Each app id has its own deltas topic, as it has its own changelogs. When the topic was
+    shared, a second app's stage 2 read the first app's deltas before its own (and then
+    skipped its own for the same records): counted by the first app's rules, here without
+    users (``--no-virality``), so the second app's unique users came out empty."""
+    truth = compute([SAMPLE])
+    counts_only = make_worker(app_id="app-counts", extra_args=("--no-virality",)).start()
+    replay(broker, str(SAMPLE))
+    counted = wait_for(lambda: processed(counts_only, truth), 60, "app-counts to count it")
+    assert by_label(counted, "hashtag_posts_total", "hashtag") == dict(truth.posts)
+    full = make_worker(app_id="app-full").start()
+    m = wait_for_signals(lambda: processed(full, truth), 60, "app-full to count the replay")
+    assert_matches(m, truth)  # unique users included: within 2 %

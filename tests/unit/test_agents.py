@@ -115,7 +115,7 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
 
 async def test_buckets_expire_in_event_time_with_tombstones(app):
     counters = app.spread_counters
-    owned = {faust.types.TP("hashtag-deltas", p) for p in range(4)}
+    owned = {faust.types.TP("test-agents-hashtag-deltas", p) for p in range(4)}
     app.assignor.assigned_actives = lambda: owned
     hour = 3600.0
     start = 1_508_000_000.0
@@ -165,7 +165,7 @@ async def test_ingest_counts_accepts_and_rejects(app, sent):
     assert accepted == 2
     assert rejected["invalid_json"] == 2 and rejected["not_object"] == 2
     assert wm == 60.0 and late == 0
-    deltas = [kw for topic, kw in sent if topic == "hashtag-deltas"]
+    deltas = [kw for topic, kw in sent if topic == "test-agents-hashtag-deltas"]
     assert len(deltas) >= 1
     ranges = sorted(tuple(r) for d in deltas for e in wire.decode(d["value"]) for r in e[0])
     # The redelivered record is sent again, as an entry of its own; stage 2 skips it.
@@ -185,7 +185,10 @@ async def test_ingest_sends_one_entry_per_batch_across_source_partitions(app, se
             await agent.put(value, partition=sp)
         await asyncio.sleep(BATCH_SECONDS * 3)
     entries = [
-        e for topic, kw in sent if topic == "hashtag-deltas" for e in wire.decode(kw["value"])
+        e
+        for topic, kw in sent
+        if topic == "test-agents-hashtag-deltas"
+        for e in wire.decode(kw["value"])
     ]
     # However the records were batched, a batch's entry names its range in every source
     # partition it read, and every record is summed once.
