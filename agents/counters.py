@@ -256,7 +256,7 @@ class Counters:
 
     def recent_keys(self, watermark: float, minutes: int = HISTORY) -> list[tuple[float, float]]:
         """Window ranges of the newest ``minutes`` minutes, the watermark's bucket first;
-        computed once per scrape, then looked up for every hashtag."""
+        computed once per timer round, then looked up for every hashtag it reads."""
         ranges = self.minutes.table.window.ranges
         return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, minutes))]
 

@@ -135,7 +135,7 @@ def ours(
         t0 = None
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
-            # Progress is polled with a restricted scrape: a full one walks every hashtag on
+            # Progress is polled with a restricted scrape: a full one reads the exported tags on
             # the worker's event loop, and polling it would measure the exporter instead.
             m, _, _, _ = scrape(url + "?name[]=spread_events_total&name[]=spread_hashtag_posts_sum")
             if t0 is None and m.get("spread_events_total", 0) > 0:

@@ -43,7 +43,7 @@ def baseline(counts_newest_first: Sequence[int]) -> tuple[float, float]:
     if not any(older):
         return 0.0, 0.0
     # zip stops at the shorter: missing minutes add nothing to either sum. map() keeps the
-    # loop in C: the collector computes this for every hashtag it owns at each scrape.
+    # loop in C: the ranking timer computes this for a few thousand hashtags every round.
     mean = sum(map(mul, _WEIGHTS, older)) / _TOTAL_WEIGHT
     square = sum(map(mul, _WEIGHTS, map(mul, older, older))) / _TOTAL_WEIGHT
     return mean, max(square - mean * mean, 0.0)
