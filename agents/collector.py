@@ -214,12 +214,8 @@ class _Collector:
         """The generation interval R_t uses: configured, else learned by stage 1."""
         return self.configured or self.ingest.parents.interval.weights()
 
-    def _active(self, topic: str) -> set[int]:
-        assignor = self.app.assignor
-        return {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
-
     def watermark(self) -> float | None:
-        watermark = self.ingest.totals(self._active(POSTS))[2]
+        watermark = self.ingest.totals(owned_partitions(self.app, POSTS))[2]
         return self.counters.delta_watermark if watermark is None else watermark
 
 
@@ -244,7 +240,8 @@ class PipelineCollector(_Collector):
         return list(_pipeline_families().values())
 
     def collect(self) -> Iterator[Metric]:
-        accepted, rejected, watermark, late = self.ingest.totals(self._active(POSTS))
+        posts = owned_partitions(self.app, POSTS)
+        accepted, rejected, watermark, late = self.ingest.totals(posts)
         if watermark is None:
             watermark = self.counters.delta_watermark
         fam = _pipeline_families()
@@ -329,7 +326,7 @@ class HashtagCollector(_Collector):
         tracked, _ = counters.owned_stats(owned)
         state = (counters.batches_applied, owned, watermark, tracked)
         if state != self._state:
-            if self.max_hashtags > 0 and tracked > self.max_hashtags and watermark is not None:
+            if self._capped(tracked) and watermark is not None:
                 self.ranking.refresh(owned, watermark)
             else:
                 self.ranking.clear()
@@ -346,7 +343,7 @@ class HashtagCollector(_Collector):
         totals = plain_dict(counters.totals)
         partition_of = counters.partition_of
         tracked, _ = counters.owned_stats(owned)
-        if self.max_hashtags <= 0 or tracked <= self.max_hashtags:
+        if not self._capped(tracked):
             return {
                 tag: value
                 for tag, value in list(totals.items())
@@ -362,6 +359,10 @@ class HashtagCollector(_Collector):
             if value and partition_of(tag) in owned:
                 out[tag] = value
         return out, tracked
+
+    def _capped(self, tracked: int) -> bool:
+        """Whether the cap leaves hashtags out, so that a ranking chooses the exported ones."""
+        return 0 < self.max_hashtags < tracked
 
     def _movements(self, owned: frozenset[int]) -> dict[str, dict]:
         """Movement key -> total, for the movements on this worker's partitions."""

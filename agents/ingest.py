@@ -19,6 +19,7 @@ flushes the producer before it commits, so a committed offset has all of it at t
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
@@ -149,7 +150,7 @@ class Ingest:
 
         self.agent = ingest
 
-    def totals(self, partitions: set[int]) -> tuple[int, dict[str, int], float | None, int]:
+    def totals(self, partitions: Collection[int]) -> tuple[int, dict[str, int], float | None, int]:
         """(accepted, rejected by reason, watermark, late) over the given ``posts``
         partitions."""
         accepted = late = 0

@@ -40,12 +40,11 @@ class Ranking:
         self.k = k
         self.virality = virality
         self.chosen: list[str] | None = None  # None: not ranked (yet, or no need)
-        self.scored = 0
-        self.exact = True
+        self.exact = True  # the last ranking scored every tag that could enter the top k
 
     def clear(self) -> None:
         """Every owned hashtag is exported: nothing to choose (yet)."""
-        self.chosen, self.scored, self.exact = None, 0, True
+        self.chosen, self.exact = None, True
 
     def refresh(self, owned: frozenset[int], watermark: float) -> None:
         self.chosen = self._rank(owned, watermark)
@@ -68,9 +67,7 @@ class Ranking:
                 return None
             return score_of(recent_counts(tag, keys)), value["n"]
 
-        chosen, self.scored, self.exact = top_active(
-            counters.recent.groups(), score, self.k, BUDGET, bound
-        )
+        chosen, _, self.exact = top_active(counters.recent.groups(), score, self.k, BUDGET, bound)
         if len(chosen) < self.k:
             taken = set(chosen)
             rest = (

@@ -30,9 +30,10 @@ from pipeline.replay import replay
 POLL = "?name[]=spread_events_total&name[]=spread_hashtag_posts_sum&name[]=spread_hashtags_tracked"
 
 
-def progress(url: str) -> dict[str, float]:
+def progress(url: str, poll: str = POLL) -> dict[str, float]:
+    """Samples of a restricted scrape (``poll``), summed by name."""
     try:
-        with urllib.request.urlopen(url + POLL, timeout=30) as resp:
+        with urllib.request.urlopen(url + poll, timeout=30) as resp:
             text = resp.read().decode()
     except OSError:
         return {}

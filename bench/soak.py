@@ -32,13 +32,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.exporter import Worker, rss_bytes
+from bench.recovery import progress
 from bench.throughput import scrape
 from bench.workload import REGIONS, START
 from pipeline.broker import EmbeddedBroker, free_port
@@ -53,19 +52,6 @@ POLL = (
     "?name[]=spread_events_total&name[]=spread_hashtags_tracked&name[]=spread_minute_buckets"
     "&name[]=spread_minute_buckets_expired_total"
 )
-
-
-def progress(url: str) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(url + POLL, timeout=60) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[s.name] = out.get(s.name, 0.0) + s.value
-    return out
 
 
 class LongTail:
@@ -174,7 +160,7 @@ def main() -> None:
             try:
                 while sender.is_alive():
                     time.sleep(SAMPLE_EVERY)
-                    m = progress(worker.url)
+                    m = progress(worker.url, POLL)
                     _, _, size, took = scrape(worker.url)
                     samples.append(
                         (
