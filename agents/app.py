@@ -207,8 +207,28 @@ def install_reliable_seek_to_committed(app: faust.App) -> None:
     partition without one is reset as ``consumer_auto_offset_reset`` says: where a fresh
     assignment would start. Stage 1 and stage 2 skip what they had applied already. Changelog
     partitions keep Faust's behaviour: recovery positions them itself.
+
+    The flow is also stopped while the seek runs. At the end of a recovery Faust resumes the
+    stream partitions, *then* awaits the seek, then clears every stream's queue
+    (``flow_control.resume``). Records fetched from the new position during that await were
+    queued and then thrown away, with the position already past them; Faust's gap bookkeeping
+    then acknowledged them as if they had been processed. A worker that kept a partition
+    through a rebalance skipped a ``hashtag-deltas`` record that way (seen under CPU load in
+    the join-mid-replay test: offsets ... 21, 23 ...). With the flow stopped, a fetch that
+    returns meanwhile is discarded and sought back again, and Faust resumes the flow itself
+    once the queues are cleared.
     """
-    thread = app.consumer._thread  # type: ignore[attr-defined]
+    consumer = app.consumer
+    thread = consumer._thread  # type: ignore[attr-defined]
+    perform_seek = consumer.perform_seek
+
+    async def perform_seek_with_flow_stopped() -> None:
+        # Both callers resume the flow afterwards (recovery) or had it stopped (a fetch that
+        # came back while it was): nothing to restore here.
+        consumer.stop_flow()
+        await perform_seek()
+
+    consumer.perform_seek = perform_seek_with_flow_stopped  # type: ignore[method-assign]
 
     async def _seek(consumer):  # type: ignore[no-untyped-def]  # runs in the consumer thread
         changelogs = app.tables.changelog_topics

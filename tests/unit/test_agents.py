@@ -203,3 +203,20 @@ async def test_the_worker_consumer_waits_at_most_100_ms_for_an_idle_fetch(app):
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
     assert consumer._fetch_max_wait_ms == 100
+
+
+async def test_seeking_back_to_committed_offsets_stops_the_flow_first(app, monkeypatch):
+    # faust-streaming 0.15.3: recovery resumes the stream partitions, awaits this seek, then
+    # clears the streams' queues; records fetched from the new position during the await
+    # were dropped with the position past them (agents.app.install_reliable_seek_to_committed).
+    consumer = app.consumer
+    seen = []
+
+    async def seek_to_committed():
+        seen.append(consumer.flow_active)
+        return {}
+
+    monkeypatch.setattr(consumer._thread, "seek_to_committed", seek_to_committed)
+    consumer.resume_flow()
+    await consumer.perform_seek()
+    assert seen == [False]
