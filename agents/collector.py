@@ -92,6 +92,12 @@ def _pipeline_families() -> dict[str, Metric]:
             "spread_delta_overlaps",
             "Delta entries found partly applied already (must stay 0; see pipeline.deltas).",
         ),
+        "gaps": CounterMetricFamily(
+            "spread_offset_gaps",
+            "Records that arrived before the record preceding them in their partition was "
+            "read: the consumer skipped records, or the broker deleted them (must stay 0).",
+            labels=["topic"],
+        ),
     }
 
 
@@ -266,6 +272,9 @@ class PipelineCollector(_Collector):
         yield fam["outages"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]
+        fam["gaps"].add_metric([POSTS], self.ingest.gaps)
+        fam["gaps"].add_metric([self.counters.topic], self.counters.gaps)
+        yield fam["gaps"]
         fam["buckets"].add_metric([], len(plain_dict(self.counters.minutes.table)))
         yield fam["buckets"]
         fam["expired"].add_metric([], self.counters.buckets_expired)

@@ -26,6 +26,7 @@ alive in the last hours, not the events ever counted.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     import faust
 
     from agents.changelog import ChangelogWriter
+
+log = logging.getLogger(__name__)
 
 TOTALS_TABLE = "hashtag-totals"
 MINUTES_TABLE = "hashtag-minutes"
@@ -103,9 +106,16 @@ class Counters:
         self.recent = RecentPosts()
         self.batches_applied = 0
 
+        self.gaps = 0
+        # hashtag-deltas partition -> offset of the last record read, in this generation: a
+        # record that skips ahead of it means the consumer lost records (must not happen).
+        self._read: dict[int, int] = {}
+        self._read_generation: Any = None
+
         @app.agent(deltas, name="counters")
         async def counters(stream: faust.StreamT) -> None:
             async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
+                self.check_offsets([(e.message.partition, e.message.offset) for e in batch])
                 totals, buckets = self.apply_batch(
                     [(e.message.partition, wire.decode(e.value)) for e in batch]
                 )
@@ -115,6 +125,28 @@ class Counters:
                     await writer.write((self.minutes.table, expired))
 
         self.agent = counters
+
+    def check_offsets(self, read: list[tuple[int, int]]) -> None:
+        """Count (and log) records of ``hashtag-deltas`` that skip ahead of the last one read
+        from their partition. Going back is a redelivery, which :meth:`apply_batch` skips;
+        going forward past a record loses it. Reset when the group's generation changes."""
+        generation = getattr(self.app, "consumer_generation_id", None)
+        if generation != self._read_generation:
+            self._read_generation = generation
+            self._read.clear()
+        last = self._read
+        for partition, offset in read:
+            before = last.get(partition)
+            if before is not None and offset > before + 1:
+                self.gaps += 1
+                log.warning(
+                    "%s/%s: read offset %s after %s (records skipped?)",
+                    self.topic,
+                    partition,
+                    offset,
+                    before,
+                )
+            last[partition] = offset
 
     def apply_batch(
         self, batch: list[tuple[int, list[wire.Entry]]]

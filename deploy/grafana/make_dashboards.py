@@ -571,14 +571,18 @@ health = dashboard(
         ),
         panel(
             5,
-            "Delta overlaps (must stay 0)",
+            "Delta overlaps and offset gaps (must stay 0)",
             "stat",
-            [target("sum(spread_delta_overlaps_total)", "overlaps")],
+            [
+                target("sum(spread_delta_overlaps_total)", "overlaps"),
+                target("sum(spread_offset_gaps_total)", "gaps"),
+            ],
             18,
             8,
             6,
             8,
-            "A delta that straddled an applied offset: a correctness bug if it ever moves.",
+            "A delta that straddled an applied offset, or a record read past unread ones: "
+            "a correctness bug if either ever moves.",
         ),
         panel(
             6,
