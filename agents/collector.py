@@ -92,6 +92,9 @@ def _pipeline_families() -> dict[str, Metric]:
             "spread_delta_overlaps",
             "Delta entries found partly applied already (must stay 0; see pipeline.deltas).",
         ),
+        "tracked": GaugeMetricFamily(
+            "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
+        ),
         "gaps": CounterMetricFamily(
             "spread_offset_gaps",
             "Records that arrived before the record preceding them in their partition was "
@@ -173,9 +176,6 @@ def _hashtag_families() -> dict[str, Metric]:
             "hashtag_doubling_time_seconds",
             "Doubling time at the hourly growth ratio (+Inf when not growing; absent if none).",
             labels=["hashtag"],
-        ),
-        "tracked": GaugeMetricFamily(
-            "spread_hashtags_tracked", "Hashtags this worker counts (its partitions)."
         ),
         "exported": GaugeMetricFamily(
             "spread_hashtags_exported",
@@ -262,10 +262,13 @@ class PipelineCollector(_Collector):
         if watermark is not None:
             fam["watermark"].add_metric([], watermark)
             yield fam["watermark"]
-        fam["applied"].add_metric(
-            [], self.counters.owned_stats(owned_partitions(self.app, self.counters.topic))[1]
+        tracked, applied = self.counters.owned_stats(
+            owned_partitions(self.app, self.counters.topic)
         )
+        fam["applied"].add_metric([], applied)
         yield fam["applied"]
+        fam["tracked"].add_metric([], tracked)
+        yield fam["tracked"]
         fam["broker_up"].add_metric([], 1.0 if self.probe.up else 0.0)
         yield fam["broker_up"]
         fam["outages"].add_metric([], self.probe.outages)
@@ -408,15 +411,20 @@ class HashtagCollector(_Collector):
         owned = owned_partitions(self.app, self.counters.topic)
         fam = _hashtag_families()
         moves = _movement_families()
-        exported, tracked = self.exported(owned)
+        exported, _ = self.exported(owned)
         moving = self._movements(owned)
         signals = self.signals
         missing = [tag for tag in (*exported, *moving) if tag not in signals]
         if missing:
-            signals = {**signals, **self._compute(missing, self.watermark())}
+            if self.app.in_recovery:
+                # Totals only until the next round: the store is still filling, and computing
+                # thousands of tags per scrape would slow the recovery itself.
+                computed = {tag: Signals(None, self.virality) for tag in missing}
+            else:
+                computed = self._compute(missing, self.watermark())
+            signals = {**signals, **computed}
         for tag in sorted(exported):
             signals[tag].add_to(fam, tag, exported[tag])
-        fam["tracked"].add_metric([], tracked)
         fam["exported"].add_metric([], len(exported))
         if self.computed_at is not None:
             fam["computed_at"].add_metric([], self.computed_at)

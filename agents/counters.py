@@ -257,15 +257,20 @@ class Counters:
 
         Kept up to date by :meth:`apply_batch`; recounted from the store (and :attr:`recent`
         rebuilt from the minute buckets) when something else may have written it: a
-        rebalance (a new generation, partitions restored from changelogs), a recovery in
-        progress, or a store whose size is not what the applied batches made it.
+        rebalance (a new generation, partitions restored from changelogs), a recovery (once,
+        after it), or a store whose size is not what the applied batches made it.
         """
         app = self.app
         store = plain_dict(self.totals)
         state = (getattr(app, "consumer_generation_id", None), owned)
-        if state != self._stats_state or len(store) != self._stats_len or app.in_recovery:
+        if app.in_recovery:
+            # The store is still filling: a recount per scrape would walk it (and every minute
+            # bucket) again and again, slowing the recovery it waits for. The figures stay
+            # those of before the recovery until the first call after it recounts.
+            self._stats_state = None
+        elif state != self._stats_state or len(store) != self._stats_len:
             self._recount(store)
-            self._stats_state = None if app.in_recovery else state
+            self._stats_state = state
         tags, posts = self._tags_in, self._posts_in
         return sum(tags.get(p, 0) for p in owned), sum(posts.get(p, 0) for p in owned)
 
