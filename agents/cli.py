@@ -228,9 +228,13 @@ def worker(
     gc.set_threshold(*GC_THRESHOLDS)
     # The changelog writer is a service of its own; a write cut short by shutdown leaves its
     # batch unacknowledged, so it is redelivered and skipped or applied on the next start.
-    faust.Worker(
-        app, app.spread_writer, loglevel=loglevel.upper(), quiet=True
-    ).execute_from_commandline()
+    worker = faust.Worker(app, app.spread_writer, loglevel=loglevel.upper(), quiet=True)
+    # Faust's progress spinner sets the root logger to DEBUG so that it turns on every log
+    # record (faust-streaming 0.15.3, Worker._setup_spinner_handler): every debug line was
+    # then formatted and handled, two per changelog record in a recovery. Its output is of no
+    # use to a service anyway.
+    worker.spinner = None
+    worker.execute_from_commandline()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
