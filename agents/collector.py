@@ -98,7 +98,8 @@ def _pipeline_families() -> dict[str, Metric]:
         "gaps": CounterMetricFamily(
             "spread_offset_gaps",
             "Records that arrived before the record preceding them in their partition was "
-            "read: the consumer skipped records, or the broker deleted them (must stay 0).",
+            "read: the consumer skipped records (0 on the deltas topic; on posts, control "
+            "records of transactional producers and retention count too).",
             labels=["topic"],
         ),
     }

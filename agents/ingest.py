@@ -73,6 +73,7 @@ class Ingest:
     ) -> None:
         self.app = app
         self.gaps = 0
+        self._gaps_logged: set[int] = set()
         # Lags between parents and children, learned from the records read here (in memory:
         # after a restart it learns again, with the default interval meanwhile).
         self.parents = ParentClock()
@@ -168,11 +169,19 @@ class Ingest:
         self.agent = ingest
 
     def _gap(self, topic: str, partition: int, expected: int, got: int) -> None:
-        # Counted anyway: the progress row moves past the hole, and the metric says so.
+        # Counted anyway: the progress row moves past the hole, and the metric says so. Logged
+        # once per partition: a transactional producer makes one at every commit.
         self.gaps += 1
-        log.warning(
-            "%s/%s: read offset %s before %s (records skipped?)", topic, partition, got, expected
-        )
+        if partition not in self._gaps_logged:
+            self._gaps_logged.add(partition)
+            log.warning(
+                "%s/%s: read offset %s before %s (records skipped, or a transaction marker); "
+                "further ones are counted in spread_offset_gaps_total",
+                topic,
+                partition,
+                got,
+                expected,
+            )
 
     def totals(self, partitions: Collection[int]) -> tuple[int, dict[str, int], float | None, int]:
         """(accepted, rejected by reason, watermark, late) over the given ``posts``
