@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
@@ -46,10 +46,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROGRESS_TABLE = "ingest-progress"
-# Records per batch: envelopes hold up to 1,000 events each, so a batch is up to ~64k events;
-# single-event records make small batches cheap too.
-BATCH_RECORDS = 64
+# Records taken at a time, then processed in slices of at most SLICE_BYTES: single-event
+# records make batches of 256 (each batch costs a progress write the broker acknowledges and
+# the deltas sends, so fewer, larger ones are cheaper: +15 % on single-event records), while
+# envelopes of 1,000 events (~120 KB) still make slices of ~64 records, ~64k events, between
+# which a scrape gets its turn.
+BATCH_RECORDS = 256
 BATCH_SECONDS = 0.2
+SLICE_BYTES = 8 * 1024 * 1024
 
 
 def empty_progress() -> dict[str, Any]:
@@ -86,7 +90,7 @@ class Ingest:
         async def ingest(stream: faust.StreamT) -> None:
             progress = self.progress
             progress_rows = plain_dict(progress)
-            async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
+            async for batch in sliced(stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS)):
                 now = time.time()  # the clock ts_out_of_range is judged against
                 entries: list[wire.Entry] = []
                 ranges: dict[int, list[int]] = {}  # sp -> [first, last] of the new records
@@ -200,6 +204,26 @@ class Ingest:
             if row["wm"] is not None and (wm is None or row["wm"] > wm):
                 wm = row["wm"]
         return accepted, rejected, wm, late
+
+
+async def sliced(
+    batches: AsyncIterator[Sequence[Any]], max_bytes: int | None = None
+) -> AsyncIterator[Sequence[Any]]:
+    """Each batch of events in order, cut into slices of at most ``max_bytes`` (default
+    :data:`SLICE_BYTES`) of record values; a larger record is a slice of its own. Faust
+    acknowledges a batch when the next one is asked for, so only once every slice of it was
+    processed."""
+    limit = SLICE_BYTES if max_bytes is None else max_bytes
+    async for batch in batches:
+        start = size = 0
+        for i, event in enumerate(batch):
+            n = len(event.value or b"")
+            if size + n > limit and i > start:
+                yield batch[start:i]
+                start, size = i, 0
+            size += n
+        if start < len(batch):
+            yield batch[start:]
 
 
 def _is_envelope(headers: Any) -> bool:
