@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 import orjson
 
 from bench.throughput import scrape
+from bench.worker import start_worker
 from bench.workload import START, events
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.replay import replay
@@ -80,16 +80,7 @@ def posts_of(lines: list[bytes]) -> Counter:
 
 class Worker:
     def __init__(self, bootstrap: str, workdir: Path, app_id: str = "bench-exporter") -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}/metrics"
-        self.log = workdir / f"{app_id}.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agents", "worker", "--broker", bootstrap,
-             "--metrics-port", str(port), "--app-id", app_id,
-             "--data-dir", str(workdir / f"faust-{app_id}")],
-            stdout=open(self.log, "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.proc, self.url, self.log = start_worker(bootstrap, workdir, app_id, app_id)
 
     def counted(self) -> tuple[float | None, float | None]:
         m, _, _, _ = scrape(self.url + POLL)

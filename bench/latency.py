@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import bisect
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.worker import start_worker
 from bench.workload import events
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
@@ -103,22 +102,12 @@ def main() -> None:
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
             b = broker.bootstrap
             asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8}))
-            port = free_port()
-            url = f"http://127.0.0.1:{port}/metrics"
-            log = open(workdir / "worker.log", "wb")  # noqa: SIM115
-            worker = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "agents", "worker", "--broker", b),
-                    *("--metrics-port", str(port), "--data-dir", str(workdir / "faust")),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            worker, url, log = start_worker(b, workdir, "worker")
             try:
                 deadline = time.monotonic() + 60
                 while posts_applied(url) is None:
                     if time.monotonic() > deadline or worker.poll() is not None:
-                        raise SystemExit(f"the worker did not start: see {log.name}")
+                        raise SystemExit(f"the worker did not start: see {log}")
                     time.sleep(0.2)
                 stop = threading.Event()
                 seen: list[tuple[float, float]] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -23,6 +22,7 @@ from pathlib import Path
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.worker import start_worker
 from bench.workload import events
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.replay import replay
@@ -45,14 +45,8 @@ def progress(url: str, poll: str = POLL) -> dict[str, float]:
 
 
 def worker(bootstrap: str, workdir: Path, name: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agents", "worker", "--broker", bootstrap, "--metrics-port",
-         str(port), "--app-id", "bench-recovery", "--data-dir", str(workdir / name)],
-        stdout=open(workdir / f"{name}.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    return proc, f"http://127.0.0.1:{port}/metrics"
+    proc, url, _ = start_worker(bootstrap, workdir, name, "bench-recovery")
+    return proc, url
 
 
 def wait_until(url: str, n: int, posts: int, proc: subprocess.Popen, limit: float) -> dict:

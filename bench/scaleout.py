@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -27,6 +25,7 @@ from pathlib import Path
 import orjson
 
 from bench.recovery import progress
+from bench.worker import start_worker
 from bench.workload import events
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.replay import replay
@@ -38,20 +37,9 @@ def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> float:
     with EmbeddedBroker(port=free_port(), log_path=str(workdir / f"broker-{workers}.log")) as b:
         urls, procs = [], []
         for i in range(workers):
-            port = free_port()
-            urls.append(f"http://127.0.0.1:{port}/metrics")
-            log = open(workdir / f"worker-{workers}-{i}.log", "wb")  # noqa: SIM115
-            procs.append(
-                subprocess.Popen(
-                    [
-                        *(sys.executable, "-m", "agents", "worker", "--broker", b.bootstrap),
-                        *("--metrics-port", str(port), "--app-id", f"scale-{workers}"),
-                        *("--data-dir", str(workdir / f"faust-{workers}-{i}")),
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+            proc, url, _ = start_worker(b.bootstrap, workdir, f"{workers}-{i}", f"scale-{workers}")
+            procs.append(proc)
+            urls.append(url)
         try:
             deadline = time.monotonic() + 120
             while not all(progress(u) for u in urls):

@@ -34,6 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.worker import start_worker
 from bench.workload import events
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.producer import ensure_topics
@@ -109,28 +110,7 @@ def ours(
     extra: tuple[str, ...] = (),
     app_id: str = "bench-ours",
 ) -> Ours:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/metrics"
-    log = open(workdir / f"{app_id}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agents",
-            "worker",
-            "--broker",
-            bootstrap,
-            "--metrics-port",
-            str(port),
-            "--app-id",
-            app_id,
-            "--data-dir",
-            str(workdir / f"faust-{app_id}"),
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc, url, log = start_worker(bootstrap, workdir, app_id, app_id, extra)
     try:
         t0 = None
         deadline = time.monotonic() + 1800
@@ -151,7 +131,7 @@ def ours(
                     raise SystemExit(f"wrong totals in /metrics: {wrong or 'none exported'}")
                 return Ours(rate, size, took)
             if proc.poll() is not None:
-                raise SystemExit(f"worker exited with {proc.returncode}: see {log.name}")
+                raise SystemExit(f"worker exited with {proc.returncode}: see {log}")
             time.sleep(POLL_SECONDS)
         raise SystemExit("worker did not finish in 30 minutes")
     finally:
