@@ -103,8 +103,8 @@ class Ingest:
                     sp, so = msg.partition, msg.offset
                     envelope = _is_envelope(msg.headers)
                     row = rows.get(sp) or progress_rows.get(sp) or empty_progress()
+                    span = ranges.get(sp)
                     if so <= row["off"]:
-                        span = ranges.get(sp)
                         if span is not None and so >= span[0]:
                             # Counted in this very batch (a fetch from before a seek and one
                             # from after it can both reach a batch): the batch's entry has it.
@@ -118,7 +118,6 @@ class Ingest:
                         continue
                     if so > row["off"] + 1 and row["off"] >= 0:
                         self._gap(msg.topic, sp, row["off"] + 1, so)
-                    span = ranges.get(sp)
                     if span is None:
                         ranges[sp] = [so, so]
                     else:

@@ -185,12 +185,7 @@ async def test_ingest_sends_one_entry_per_batch_across_source_partitions(app, se
         for sp in (1, 3, 1):
             await agent.put(value, partition=sp)
         await asyncio.sleep(BATCH_SECONDS * 3)
-    entries = [
-        e
-        for topic, kw in sent
-        if topic == "test-agents-hashtag-deltas"
-        for e in wire.decode(kw["value"])
-    ]
+    entries = sent_entries(sent)
     # However the records were batched, a batch's entry names its range in every source
     # partition it read, and every record is summed once.
     assert sorted({r[0] for e in entries for r in e[0]}) == [1, 3]
@@ -204,6 +199,26 @@ async def test_the_worker_consumer_waits_at_most_100_ms_for_an_idle_fetch(app):
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
     assert consumer._fetch_max_wait_ms == 100
+
+
+def sent_entries(sent: list) -> list:
+    """The delta entries stage 1 sent, in order."""
+    return [
+        e
+        for topic, kw in sent
+        if topic == "test-agents-hashtag-deltas"
+        for e in wire.decode(kw["value"])
+    ]
+
+
+async def put_at_offsets(ingest, value: bytes, partition: int, offsets: tuple[int, ...]) -> None:
+    """Stage 1 reads ``value`` at these offsets of ``partition``, in this order, in one
+    batch window (redeliveries and copies included)."""
+    async with ingest.agent.test_context() as agent:
+        for offset in offsets:
+            agent.sent_offset = offset
+            await agent.put(value, partition=partition)
+        await asyncio.sleep(BATCH_SECONDS * 3)
 
 
 def applied_posts(entries: list, tag: str) -> int:
@@ -224,18 +239,9 @@ async def test_ingest_reads_a_record_delivered_twice_in_one_batch_once(app, sent
     # losing offset 2.
     ingest = app.spread_ingest
     value = orjson.dumps({"id": "1", "ts": 60.0, "hashtags": ["a"]})
-    async with ingest.agent.test_context() as agent:
-        for offset in (0, 1, 0, 1, 2):
-            agent.sent_offset = offset
-            await agent.put(value, partition=2)
-        await asyncio.sleep(BATCH_SECONDS * 3)
+    await put_at_offsets(ingest, value, 2, (0, 1, 0, 1, 2))
     assert ingest.totals({2})[0] == 3
-    entries = [
-        e
-        for topic, kw in sent
-        if topic == "test-agents-hashtag-deltas"
-        for e in wire.decode(kw["value"])
-    ]
+    entries = sent_entries(sent)
     assert [e[0] for e in entries] == [[[2, 0, 2]]]
     assert applied_posts(entries, "a") == 3
     assert ingest.gaps == 0
@@ -244,11 +250,7 @@ async def test_ingest_reads_a_record_delivered_twice_in_one_batch_once(app, sent
 async def test_ingest_reports_a_record_that_skips_ahead(app, sent):
     ingest = app.spread_ingest
     value = orjson.dumps({"id": "1", "ts": 60.0, "hashtags": ["a"]})
-    async with ingest.agent.test_context() as agent:
-        for offset in (0, 1, 5):
-            agent.sent_offset = offset
-            await agent.put(value, partition=2)
-        await asyncio.sleep(BATCH_SECONDS * 3)
+    await put_at_offsets(ingest, value, 2, (0, 1, 5))
     assert ingest.gaps == 1
 
 
@@ -301,17 +303,8 @@ async def test_slices_of_one_batch_count_every_record_once(app, sent, monkeypatc
     monkeypatch.setattr(ingest_module, "SLICE_BYTES", 1)
     ingest = app.spread_ingest
     value = orjson.dumps({"id": "1", "ts": 60.0, "hashtags": ["a"]})
-    async with ingest.agent.test_context() as agent:
-        for offset in (0, 1, 0, 1, 2):
-            agent.sent_offset = offset
-            await agent.put(value, partition=2)
-        await asyncio.sleep(BATCH_SECONDS * 3)
+    await put_at_offsets(ingest, value, 2, (0, 1, 0, 1, 2))
     assert ingest.totals({2})[0] == 3
-    entries = [
-        e
-        for topic, kw in sent
-        if topic == "test-agents-hashtag-deltas"
-        for e in wire.decode(kw["value"])
-    ]
+    entries = sent_entries(sent)
     assert len(entries) == 5  # one per slice
     assert applied_posts(entries, "a") == 3
