@@ -72,15 +72,20 @@ class ChangelogWriter(Service):
         encoded: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
         dumps = orjson.dumps
         for table, writes in groups:
-            data = table.data
+            # The dict behind the store: its mapping wrapper costs a Python call per write.
+            data = plain_dict(table)
             topic = table.changelog_topic.get_topic_name()
+            out_of: dict[int, list[tuple[bytes, bytes | None]]] = {}
             for partition, key, value in writes:
+                out = out_of.get(partition)
+                if out is None:
+                    out = out_of[partition] = encoded.setdefault((topic, partition), [])
                 if value is None:  # a deletion: a tombstone, which recovery applies as one
                     data.pop(key, None)
-                    encoded.setdefault((topic, partition), []).append((dumps(key), None))
+                    out.append((dumps(key), None))
                     continue
                 data[key] = value
-                encoded.setdefault((topic, partition), []).append((dumps(key), dumps(value)))
+                out.append((dumps(key), dumps(value)))
         if not encoded:
             return 0
         return await self.send(encoded)

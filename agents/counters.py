@@ -166,9 +166,12 @@ class Counters:
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
         new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
         wm_seen = self.delta_watermark
+        # minute -> its window range: Faust's ``ranges`` builds a list per call.
+        range_of: dict[int, Any] = {}
         for partition, entries in batch:
             for entry_ranges, wm, tags in entries:
                 ranges_ = wire.marked(entry_ranges)
+                advance = wire.advanced(ranges_)
                 if wm is not None and (wm_seen is None or wm > wm_seen):
                     wm_seen = wm
                 for tag, delta in tags.items():
@@ -203,20 +206,32 @@ class Counters:
                     # Buckets carry their own marks: a crash may have kept a total's write
                     # and lost a bucket's (or the reverse), so each is checked on its own.
                     for minute, count in by_minute:
-                        key = (tag, ranges(float(minute))[0])
+                        rng = range_of.get(minute)
+                        if rng is None:
+                            rng = range_of[minute] = ranges(float(minute))[0]
+                        key = (tag, rng)
                         pending_bucket = new_buckets.get(key)
                         if pending_bucket is None:
-                            bucket = wire.new_bucket(buckets.get(key))
+                            stored_bucket = buckets.get(key)
+                            bucket = None if not stored_bucket else wire.new_bucket(stored_bucket)
                         else:
                             bucket = pending_bucket[1]
-                        if wire.check(bucket[1], ranges_) == wire.APPLY:
+                        if bucket is None:
+                            # The common case on a replay: nothing to check, nothing to copy.
+                            # ``where``'s dicts are this batch's own, so one is handed over.
+                            kids = children.get(minute, 0) if children else 0
+                            bucket = wire.fresh_bucket(advance, count, kids, where.get(minute))
+                            new_buckets[key] = (partition, bucket)
+                        elif wire.check(bucket[1], ranges_) == wire.APPLY:
                             kids = children.get(minute, 0) if children else 0
                             wire.merge_bucket(bucket, ranges_, count, kids, where.get(minute))
                             new_buckets[key] = (partition, bucket)
-                            if counted:
-                                recent.add(tag, int(minute), count)
-                            if self._index is not None:
-                                self._index.setdefault(int(minute), set()).add(tag)
+                        else:
+                            continue
+                        if counted:
+                            recent.add(tag, int(minute), count)
+                        if self._index is not None:
+                            self._index.setdefault(int(minute), set()).add(tag)
         self.delta_watermark = wm_seen
         self.batches_applied += 1
         return (

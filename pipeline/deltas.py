@@ -161,6 +161,12 @@ def check(marks: Mapping[str, int] | None, ranges: list[tuple[str, int, int]]) -
     return SKIP if old else APPLY
 
 
+def advanced(ranges: list[tuple[str, int, int]]) -> dict[str, int]:
+    """The marks an applied entry leaves on a value that had none: its last offset per source
+    partition (``ranges`` as from :func:`marked`)."""
+    return {sp: last for sp, _first, last in ranges}
+
+
 def _advance_marks(marks: dict[str, int], ranges: list[tuple[str, int, int]]) -> None:
     for sp, _first, last in ranges:
         marks[sp] = last
@@ -215,6 +221,16 @@ def new_bucket(stored: list[Any] | None) -> list[Any]:
         stored[2] if n > 2 else 0,
         dict(stored[3]) if n > 3 else {},
     ]
+
+
+def fresh_bucket(
+    advance: dict[str, int], posts: int, children: int, by_region: dict[str, int] | None
+) -> list[Any]:
+    """A bucket that had none stored, after one entry: what :func:`new_bucket` then
+    :func:`merge_bucket` make, in one step (most buckets of a replay are new in their batch).
+    ``advance`` is :func:`advanced` of the entry's ranges (copied); ``by_region`` is taken, not
+    copied: the caller hands it over."""
+    return [posts, dict(advance), children, by_region if by_region is not None else {}]
 
 
 def merge_bucket(

@@ -139,6 +139,19 @@ def test_merge_total_and_bucket_in_place():
     assert copy == [6, {"2": 4}, 1, {}] and old == [5, {"2": 3}]
 
 
+def test_a_fresh_bucket_is_an_empty_bucket_merged_once():
+    ranges = wire.marked([[2, 0, 9], [4, 3, 5]])
+    advance = wire.advanced(ranges)
+    for regions in ({"US": 2, "FR": 1}, None):
+        merged = wire.new_bucket(None)
+        wire.merge_bucket(merged, ranges, 3, 2, regions)
+        fresh = wire.fresh_bucket(advance, 3, 2, regions)
+        assert fresh == merged == [3, {"2": 9, "4": 5}, 2, regions or {}]
+    # Its marks are its own: advancing them leaves the entry's untouched.
+    fresh[1]["2"] = 99
+    assert advance == {"2": 9, "4": 5}
+
+
 def test_late_events_count_in_totals_but_not_in_minute_buckets():
     record = env(
         {"id": "1", "ts": 1000.0, "region": "FR", "hashtags": ["a"], "user": "x"},
