@@ -69,39 +69,46 @@ class ChangelogWriter(Service):
         Every store is updated before the first await, so a scrape (which runs between two
         awaits) sees a batch entirely or not at all. Returns the number of records sent.
         """
-        encoded: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        producer = await self._ensure_producer()  # suspends only to start it, before any write
+        # Each record is encoded and appended to its partition's batch at once: keeping
+        # hundreds of thousands of small encoded values alive until a later pass cost several
+        # times the encoding itself (allocator churn), measured at ~7 us against ~2 us a record.
+        batches: dict[tuple[str, int], Any] = {}
+        full: list[tuple[Any, str, int]] = []
         dumps = orjson.dumps
+        create = producer.create_batch
+        n = 0
         for table, writes in groups:
             # The dict behind the store: its mapping wrapper costs a Python call per write.
             data = plain_dict(table)
             topic = table.changelog_topic.get_topic_name()
-            out_of: dict[int, list[tuple[bytes, bytes | None]]] = {}
+            of_partition: dict[int, Any] = {}
             for partition, key, value in writes:
-                out = out_of.get(partition)
-                if out is None:
-                    out = out_of[partition] = encoded.setdefault((topic, partition), [])
+                batch = of_partition.get(partition)
+                if batch is None:
+                    batch = batches.get((topic, partition))
+                    if batch is None:
+                        batch = batches[(topic, partition)] = create()
+                    of_partition[partition] = batch
                 if value is None:  # a deletion: a tombstone, which recovery applies as one
                     data.pop(key, None)
-                    out.append((dumps(key), None))
-                    continue
-                data[key] = value
-                out.append((dumps(key), dumps(value)))
-        if not encoded:
+                    encoded = None
+                else:
+                    data[key] = value
+                    encoded = dumps(value)
+                encoded_key = dumps(key)
+                while batch.append(key=encoded_key, value=encoded, timestamp=None) is None:
+                    full.append((batch, topic, partition))
+                    batch = batches[(topic, partition)] = of_partition[partition] = create()
+                n += 1
+        if not n:
             return 0
-        return await self.send(encoded)
-
-    async def send(self, encoded: dict[tuple[str, int], list[tuple[bytes, bytes | None]]]) -> int:
-        producer = await self._ensure_producer()
-        futures = []
-        n = 0
-        for (topic, partition), records in encoded.items():
-            batch = producer.create_batch()
-            for key, value in records:
-                while batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-            n += len(records)
+        full.extend((batch, topic, partition) for (topic, partition), batch in batches.items())
+        # Full batches first, in the order they filled: a partition's records keep their order.
+        futures = [
+            await producer.send_batch(batch, topic, partition=partition)
+            for batch, topic, partition in full
+        ]
         await asyncio.gather(*futures)
         self.records_sent += n
         return n
