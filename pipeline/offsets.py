@@ -31,20 +31,22 @@ async def true_end_offsets(
         enable_auto_commit=False,
         group_id=None,
         isolation_level="read_uncommitted",
+        # Above the changelog writer's batches (1 MiB): a fetch must hold a whole last batch.
+        max_partition_fetch_bytes=8 << 20,
     )
     await consumer.start()
     try:
         consumer.assign(list(todo))
         for tp, end in todo.items():
             consumer.seek(TopicPartition(tp.topic, tp.partition), end - 1)
-        pending = set(todo)
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=timeout_ms)
+        while True:
+            batch = await consumer.getmany(timeout_ms=timeout_ms)
             got = {tp for tp, records in batch.items() if records}
+            if not got:
+                break  # done once a fetch of every partition returns nothing more
             for tp in got:
                 last = batch[tp][-1].offset + 1
                 out[tp] = max(out[tp] or 0, last)
-            pending &= got  # a partition is done once a fetch returns nothing more
     finally:
         await consumer.stop()
     return out

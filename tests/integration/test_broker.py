@@ -51,6 +51,39 @@ def test_high_watermark_defect_and_true_end_offsets(broker):
     assert corrected == 10
 
 
+def test_true_end_offsets_of_many_partitions_with_large_batches(broker):
+    """What table recovery asks for: eight changelog partitions whose last batches are large
+    (the changelog writer sends batches of up to 1 MiB). A first fetch that returned some of
+    the partitions used to end the others at the reported (wrong) end."""
+    topic, partitions, batches, per_batch = "hw-many", 8, 3, 500
+    value = b"v" * 1500
+
+    async def scenario():
+        await ensure_topics(broker.bootstrap, {topic: partitions})
+        producer = AIOKafkaProducer(
+            bootstrap_servers=broker.bootstrap, max_batch_size=1 << 20, max_request_size=4 << 20
+        )
+        await producer.start()
+        try:
+            for _ in range(batches):
+                futures = []
+                for p in range(partitions):
+                    batch = producer.create_batch()
+                    for i in range(per_batch):
+                        assert batch.append(key=b"k%d" % i, value=value, timestamp=None)
+                    futures.append(await producer.send_batch(batch, topic, partition=p))
+                await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        reported = {tp: await _end_offsets(broker.bootstrap, tp) for tp in tps}
+        return reported, await true_end_offsets(broker.bootstrap, reported)
+
+    reported, corrected = asyncio.run(scenario())
+    assert set(reported.values()) == {(batches - 1) * per_batch + 1}  # the defect, as above
+    assert set(corrected.values()) == {batches * per_batch}
+
+
 def test_true_end_offsets_leaves_empty_partitions_alone(broker):
     tp = TopicPartition("empty", 0)
 
