@@ -45,7 +45,8 @@ def progress(url: str, poll: str = POLL) -> dict[str, float]:
 
 
 def worker(bootstrap: str, workdir: Path, name: str) -> tuple[subprocess.Popen, str]:
-    proc, url, _ = start_worker(bootstrap, workdir, name, "bench-recovery")
+    proc, url, log = start_worker(bootstrap, workdir, name, "bench-recovery")
+    proc.log = log  # type: ignore[attr-defined]  # for the error message of wait_until
     return proc, url
 
 
@@ -56,7 +57,8 @@ def wait_until(url: str, n: int, posts: int, proc: subprocess.Popen, limit: floa
         if m.get("spread_events_total") == n and m.get("spread_hashtag_posts_sum") == posts:
             return m
         if proc.poll() is not None:
-            raise SystemExit(f"worker exited with {proc.returncode}")
+            tail = Path(proc.log).read_text(errors="replace")[-3000:]  # type: ignore[attr-defined]
+            raise SystemExit(f"worker exited with {proc.returncode}:\n{tail}")
         time.sleep(0.2)
     raise SystemExit("worker did not finish in time")
 
