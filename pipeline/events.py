@@ -59,8 +59,12 @@ def validate(event: Any) -> str | None:
     if type(ts) not in (int, float) or not math.isfinite(ts):
         return "bad_ts"
     tags = event.get("hashtags")
-    if tags is not None and (type(tags) is not list or any(type(t) is not str for t in tags)):
-        return "bad_hashtags"
+    if tags is not None:
+        if type(tags) is not list:
+            return "bad_hashtags"
+        for tag in tags:  # a loop, not any(genexpr): this runs for every event
+            if type(tag) is not str:
+                return "bad_hashtags"
     return None
 
 
