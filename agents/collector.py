@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.changelog import plain_dict
-from agents.counters import children_of, counts_of, owned_partitions, regions_of
+from agents.counters import children_of, counts_of, owned_partitions, regions_of, restoring
 from agents.ranking import INTERVAL, Ranking
 from pipeline.settings import POSTS
 from pipeline.virality import movements, users
@@ -87,6 +87,11 @@ def _pipeline_families() -> dict[str, Metric]:
         "expired": CounterMetricFamily(
             "spread_minute_buckets_expired",
             "Buckets deleted once older than the newest event time minus the retention.",
+        ),
+        "restored": CounterMetricFamily(
+            "spread_changelog_records_restored",
+            "Changelog records this worker read in bulk to restore the partitions it was "
+            "assigned, before Faust's recovery went on from there.",
         ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
@@ -283,6 +288,8 @@ class PipelineCollector(_Collector):
         yield fam["buckets"]
         fam["expired"].add_metric([], self.counters.buckets_expired)
         yield fam["expired"]
+        fam["restored"].add_metric([], self.counters.records_restored())
+        yield fam["restored"]
         fam["gi_mean"].add_metric([], 60 * mean_lag(self.weights()))
         yield fam["gi_mean"]
         fam["gi_samples"].add_metric([], self.ingest.parents.interval.samples)
@@ -332,7 +339,10 @@ class HashtagCollector(_Collector):
 
     def refresh(self) -> None:
         """Choose the exported hashtags and compute their signals, unless nothing was applied
-        or reassigned since the last time."""
+        or reassigned since the last time, or the tables are still being restored (the round
+        after the restore computes them; a scrape meanwhile exports totals)."""
+        if restoring(self.app):
+            return
         counters = self.counters
         owned = owned_partitions(self.app, self.counters.topic)
         watermark = self.watermark()
@@ -417,7 +427,7 @@ class HashtagCollector(_Collector):
         signals = self.signals
         missing = [tag for tag in (*exported, *moving) if tag not in signals]
         if missing:
-            if self.app.in_recovery:
+            if restoring(self.app):
                 # Totals only until the next round: the store is still filling, and computing
                 # thousands of tags per scrape would slow the recovery itself.
                 computed = {tag: Signals(None, self.virality) for tag in missing}

@@ -30,6 +30,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
+from agents.store import register as bulk_store
 from pipeline import deltas as wire
 from pipeline.settings import DEFAULT_GRACE_SECONDS
 from pipeline.virality import movements, users
@@ -63,6 +64,12 @@ def owned_partitions(app: faust.App, topic: str) -> frozenset[int]:
     return frozenset(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
 
+def restoring(app: faust.App) -> bool:
+    """Whether the tables may still be filling from the changelogs: during a rebalance (the
+    bulk restore of :mod:`agents.store` runs inside it) and Faust's recovery after it."""
+    return bool(app.in_recovery or getattr(app, "rebalancing", False))
+
+
 class Counters:
     def __init__(
         self,
@@ -82,10 +89,11 @@ class Counters:
         self._index: dict[int, set[str]] | None = None
         self._next_sweep: float | None = None
         self.buckets_expired = 0
-        self.totals = app.Table(TOTALS_TABLE, default=None, partitions=partitions)
-        self.minutes = app.Table(MINUTES_TABLE, default=None, partitions=partitions).tumbling(
-            MINUTE, expires=None
-        )
+        store = bulk_store()  # restored in bulk from the changelogs (agents/store.py)
+        self.totals = app.Table(TOTALS_TABLE, default=None, partitions=partitions, store=store)
+        self.minutes = app.Table(
+            MINUTES_TABLE, default=None, partitions=partitions, store=store
+        ).tumbling(MINUTE, expires=None)
         # Newest event time in the deltas this worker applied; the watermark of last resort
         # when it owns no partition of ``posts``.
         self.delta_watermark: float | None = None
@@ -125,6 +133,10 @@ class Counters:
                     await writer.write((self.minutes.table, expired))
 
         self.agent = counters
+
+    def records_restored(self) -> int:
+        """Changelog records the tables' stores read in bulk (:mod:`agents.store`)."""
+        return sum(getattr(t.data, "bulk_records", 0) for t in (self.totals, self.minutes.table))
 
     def check_offsets(self, read: list[tuple[int, int]]) -> None:
         """Count (and log) records of ``hashtag-deltas`` that skip ahead of the last one read
@@ -278,7 +290,7 @@ class Counters:
         app = self.app
         store = plain_dict(self.totals)
         state = (getattr(app, "consumer_generation_id", None), owned)
-        if app.in_recovery:
+        if restoring(app):
             # The store is still filling: a recount per scrape would walk it (and every minute
             # bucket) again and again, slowing the recovery it waits for. The figures stay
             # those of before the recovery until the first call after it recounts.

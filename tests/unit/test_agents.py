@@ -13,6 +13,7 @@ from agents.ingest import BATCH_SECONDS, sliced
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
 from pipeline.settings import WorkerSettings
+from tests.unit.fake_producer import Producer
 
 
 @pytest.fixture
@@ -21,17 +22,10 @@ def app(tmp_path, monkeypatch):
     app = create_app(settings, Topology(posts=4, deltas=4))
     app.finalize()
     app.flow_control.resume()
-    app.changelog_records = []  # what the agents wrote to changelogs: there is no broker
-
-    async def fake_send(encoded):
-        for (topic, partition), records in encoded.items():
-            for key, value in records:
-                decoded = None if value is None else orjson.loads(value)  # None: a tombstone
-                record = (topic, partition, orjson.loads(key), decoded)
-                app.changelog_records.append(record)
-        return sum(map(len, encoded.values()))
-
-    monkeypatch.setattr(app.spread_writer, "send", fake_send)
+    # What the agents write to changelogs goes to a stand-in producer: there is no broker.
+    producer = Producer()
+    monkeypatch.setattr(app.spread_writer, "_producer", producer)
+    app.changelog_producer = producer
     return app
 
 
@@ -86,7 +80,7 @@ async def test_counters_apply_deltas_once(app):
     assert counters.overlaps == 0
     # Every stored value went to its hashtag's changelog partition, last write = stored value.
     last = {}
-    for topic, partition, key, value in app.changelog_records:
+    for topic, partition, key, value in list(app.changelog_producer.records()):
         tag = key if isinstance(key, str) else key[0]
         assert partition == wire.partition_for(tag, 4), (topic, key)
         last[(topic, str(key))] = value
@@ -132,7 +126,7 @@ async def test_buckets_expire_in_event_time_with_tombstones(app):
     assert not minutes & gone  # expired: older than the watermark minus the retention
     assert ("old", int((start + 2 * hour) // 60 * 60)) in minutes  # still within it
     assert counters.buckets_expired == 2
-    tombstones = [r for r in app.changelog_records if r[3] is None]
+    tombstones = [r for r in list(app.changelog_producer.records()) if r[3] is None]
     assert {(key[0], int(key[1][0])) for _, _, key, _ in tombstones} == gone
     assert counters.totals.data["old"]["n"] == 3  # totals never expire
 

@@ -1,18 +1,12 @@
-"""ChangelogWriter without a broker: what it puts in the stores and in the batches it sends.
-
-The producer here is a stand-in that keeps the batches handed to ``send_batch``; the batches
-themselves are aiokafka's real builders, read back with aiokafka's record reader.
-"""
+"""ChangelogWriter and the bulk restore without a broker: what goes into the stores, the
+batches sent (``tests/unit/fake_producer.py``) and a store restored from changelog records."""
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
-from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.record.default_records import DefaultRecordBatch
 
 from agents.changelog import ChangelogWriter
+from tests.unit.fake_producer import Producer
 
 
 class Store:
@@ -34,27 +28,10 @@ class Table:
         self.changelog_topic = Topic(name)
 
 
-class Producer:
-    def __init__(self, batch_size: int) -> None:
-        self.batch_size = batch_size
-        self.sent: list[tuple[str, int, BatchBuilder]] = []
-
-    def create_batch(self) -> BatchBuilder:
-        return BatchBuilder(self.batch_size, 0)
-
-    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int):
-        self.sent.append((topic, partition, batch))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
 def records(producer: Producer) -> dict[tuple[str, int], list[tuple[object, object]]]:
     out: dict[tuple[str, int], list[tuple[object, object]]] = {}
-    for topic, partition, batch in producer.sent:
-        for record in DefaultRecordBatch(bytes(batch._build())):
-            value = None if record.value is None else orjson.loads(record.value)
-            out.setdefault((topic, partition), []).append((orjson.loads(record.key), value))
+    for topic, partition, key, value in producer.records():
+        out.setdefault((topic, partition), []).append((key, value))
     return out
 
 
@@ -105,3 +82,64 @@ async def test_nothing_to_write_sends_nothing():
     producer = Producer(batch_size=1 << 20)
     assert await writer_with(producer).write((Table("t-changelog"), [])) == 0
     assert producer.sent == []
+
+
+def test_a_bulk_restore_builds_what_faust_builds_from_the_same_changelog():
+    import random
+    from types import SimpleNamespace
+
+    from faust.stores.memory import Store as FaustMemoryStore
+
+    from agents.store import apply_records
+
+    rng = random.Random(7)
+    keys = [("t", (float(m), float(m + 60))) for m in range(0, 600, 60)] + ["a", "b"]
+    records = []
+    for _ in range(400):
+        key = rng.choice(keys)
+        value = None if rng.random() < 0.2 else [rng.randint(1, 9), {"0": rng.randint(0, 99)}]
+        records.append((rng.randrange(4), orjson.dumps(key), value and orjson.dumps(value)))
+    records.append((1, orjson.dumps(keys[0]), None))  # one key ends deleted
+
+    def to_key(k):  # Faust's Collection._to_key: windowed keys come back as lists
+        if isinstance(k, list):
+            return tuple(tuple(v) if isinstance(v, list) else v for v in k)
+        return k
+
+    theirs = FaustMemoryStore.__new__(FaustMemoryStore)
+    theirs.__post_init__()
+    for i in range(0, len(records), 37):  # Faust applies buffers of records in turn
+        theirs.apply_changelog_batch(
+            [
+                SimpleNamespace(
+                    key=orjson.loads(k),
+                    value=None if v is None else orjson.loads(v),
+                    message=SimpleNamespace(partition=p, value=v),
+                )
+                for p, k, v in records[i : i + 37]
+            ],
+            to_key=to_key,
+            to_value=lambda v: v,
+        )
+    data: dict = {}
+    key_partition: dict = {}
+    apply_records(data, key_partition, records, to_key)
+    assert data == theirs.data and key_partition == theirs._key_partition
+    last = {to_key(orjson.loads(k)): v for _, k, v in records}
+    deleted = {k for k, v in last.items() if v is None}
+    assert deleted and not deleted & data.keys()  # the last write wins, tombstones included
+    assert data == {k: orjson.loads(v) for k, v in last.items() if v is not None}
+    assert any(isinstance(k, tuple) for k in data)  # window keys as Faust's tuples
+
+
+def test_the_counters_tables_use_the_bulk_restoring_store(tmp_path):
+    from agents.app import Topology, create_app
+    from agents.store import Store
+    from pipeline.settings import WorkerSettings
+
+    settings = WorkerSettings(broker="localhost:1", app_id="test-store", data_dir=str(tmp_path))
+    app = create_app(settings, Topology(posts=4, deltas=4))
+    counters = app.spread_counters
+    # A table whose store URL is falsy silently falls back to the app's plain memory store.
+    assert isinstance(counters.totals.data, Store)
+    assert isinstance(counters.minutes.table.data, Store)

@@ -1,0 +1,168 @@
+"""A memory store that restores its changelog partitions in bulk before Faust's recovery.
+
+Faust restores a table by reading its changelog through the app's consumer, one record at a
+time: a stream event, a queue, a buffer and stdlib JSON per record. ``bench/recovery.py``
+measured that at several times the cost of counting the same events from ``posts``, and the
+embedded broker never compacts a changelog, so every write ever made is read again.
+
+:class:`Store` is Faust's memory store plus one step: when partitions are assigned, before
+Faust's recovery looks at them, it reads each assigned changelog partition of its table from
+the beginning with a plain aiokafka consumer (batches of records, orjson), applies the records
+in offset order exactly as Faust's ``apply_changelog_batch`` would (same key conversion,
+tombstones delete, the partition of each key remembered), and reports the last offset applied
+as the partition's *persisted offset*. Faust's recovery then starts there: it reads whatever
+was written after the bulk read (nothing, usually) its usual way, up to the true high
+watermark (``install_true_highwaters``). The result is the state Faust's own recovery would
+have built; only the reading is cheaper.
+
+What a persisted offset means here: the store holds the changelog up to and including that
+offset. A revoked partition's offset is forgotten (its keys are dropped by Faust after the
+recovery), so a partition assigned again is read from the beginning, as Faust would.
+
+Checked against faust-streaming 0.15.3's recovery (``Recovery._add`` reads
+``persisted_offset`` after ``Collection.on_rebalance`` ran; it seeks to that offset and skips
+records at or below it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.stores import STORES
+from faust.stores.memory import Store as MemoryStore
+from faust.types import TP
+
+from pipeline import security
+
+log = logging.getLogger(__name__)
+
+SCHEME = "spread-memory"
+# Read to the end once a fetch this long returns nothing. Stopping early costs only speed:
+# Faust's recovery reads whatever is left.
+FETCH_TIMEOUT_MS = 300
+MAX_RECORDS = 50_000
+
+
+def apply_records(
+    data: dict[Any, Any],
+    key_partition: dict[Any, int],
+    records: Iterable[tuple[int, bytes | None, bytes | None]],
+    to_key: Callable[[Any], Any],
+) -> None:
+    """Apply changelog records ``(partition, key, value)`` in order: a value sets its key, a
+    tombstone (value None) deletes it. What Faust's memory store does with a batch of
+    changelog events, from the raw bytes (JSON, as the table's serializers write them)."""
+    loads = orjson.loads
+    for partition, raw_key, raw_value in records:
+        key = to_key(loads(raw_key)) if raw_key is not None else None
+        key_partition[key] = partition
+        if raw_value is None:
+            data.pop(key, None)
+            key_partition.pop(key, None)
+        else:
+            data[key] = loads(raw_value)
+
+
+class Store(MemoryStore):
+    """Faust's memory store, restored in bulk (see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Changelog partitions whose state this store holds: read in bulk, and kept since.
+        self._loaded: set[TP] = set()
+        # What this rebalance's bulk read reached, per partition it read.
+        self._persisted: dict[TP, int] = {}
+        self.bulk_records = 0  # changelog records this store read in bulk, in all
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """The last offset read in bulk by the current rebalance. None for a partition kept
+        from before it: Faust then goes on from the offset its own recovery last reached, as
+        it does with the plain memory store."""
+        return self._persisted.get(tp)
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        self._loaded -= revoked
+        self._persisted.clear()
+        topic = self.table.changelog_topic.get_topic_name()
+        todo = {tp for tp in assigned if tp.topic == topic} - self._loaded
+        if not todo:
+            return
+        try:
+            await self._bulk_read(todo)
+        except Exception as exc:  # Faust's own recovery still restores them
+            # Records applied before the failure are re-applied, in order, by Faust's recovery
+            # from the beginning (no persisted offset): the same state, only slower.
+            log.warning("%s: bulk restore failed (%r), Faust reads it", self.table.name, exc)
+            return
+        self._loaded |= todo
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self._loaded.clear()
+        self._persisted.clear()
+
+    async def _bulk_read(self, tps: set[TP]) -> None:
+        bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            **security.client_kwargs(),
+            enable_auto_commit=False,
+            group_id=None,
+            isolation_level="read_uncommitted",
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=64 << 20,
+        )
+        await consumer.start()
+        data = self.data
+        key_partition = self._key_partition
+        to_key = self.table._to_key
+        last: dict[TP, int] = {}
+        n = 0
+        try:
+            consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in tps])
+            await consumer.seek_to_beginning()
+            while True:
+                batch = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS)
+                if not any(batch.values()):
+                    break
+                for ktp, records in batch.items():
+                    if not records:
+                        continue
+                    apply_records(
+                        data,
+                        key_partition,
+                        ((r.partition, r.key, r.value) for r in records),
+                        to_key,
+                    )
+                    last[TP(ktp.topic, ktp.partition)] = records[-1].offset
+                    n += len(records)
+        finally:
+            await consumer.stop()
+        self._persisted.update(last)
+        self.bulk_records += n
+        log.info(
+            "%s: %d changelog records read in bulk from %d partitions",
+            self.table.name,
+            n,
+            len(tps),
+        )
+
+
+def register() -> str:
+    """Make ``spread-memory://local`` name this store; returns the URL to give a table."""
+    STORES.aliases[SCHEME] = f"{__name__}:Store"
+    # A host, because a table falls back to the app's store when its URL is falsy, and yarl
+    # finds "scheme://" alone falsy.
+    return f"{SCHEME}://local"
