@@ -44,6 +44,7 @@ bench: setup
 	$(PY) -m bench.exporter
 	$(PY) -m bench.soak
 	$(PY) -m bench.simulate --scale 0.1 --broker-scale 0.02
+	$(PY) -m bench.realjob --scale 1
 
 clean:
 	rm -rf $(VENV) .spread-data .demo *.egg-info
