@@ -38,6 +38,27 @@ def test_ids_older_than_the_horizon_are_forgotten():
     assert clock.interval.samples == 0
 
 
+def test_an_id_seen_again_later_is_kept_until_its_newer_time_expires():
+    clock = ParentClock(suffix="", horizon_seconds=3600)
+    clock.observe("again", 0.0, None)
+    for i in range(1, 5000):
+        clock.observe(f"e{i}", float(i), None)
+    clock.observe("again", 5000.0, None)  # a redelivered event, say, at its own newer time
+    for i in range(5001, 12_000):  # its first insertion expires in these sweeps
+        clock.observe(f"e{i}", float(i), None)
+    clock.observe("child", 12_000.0, "again")
+    assert clock.interval.samples == 1
+    assert clock.interval.counts[(12_000 // 60) - (5000 // 60)] == 1
+
+
+def test_memory_stays_bounded_over_a_long_stream():
+    clock = ParentClock(suffix="", horizon_seconds=600)
+    for i in range(200_000):  # 55 hours at one event a second
+        clock.observe(f"e{i}", float(i), None)
+    assert len(clock) <= 600 + 4096 + 60
+    assert len(clock._order) <= 600 + 4096 + 60  # the expiry queue too
+
+
 def test_learned_mean_matches_simulated_delays():
     rng = random.Random(7)
     clock = ParentClock()
