@@ -24,6 +24,7 @@ The collector reads estimates from the stored text at scrape time (:func:`estima
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from datasketches import hll_sketch, hll_union, tgt_hll_type
@@ -70,8 +71,10 @@ class Unions:
 
     def __init__(self, capacity: int = 4096) -> None:
         # Insertion-ordered: the least recently merged tag is first, evicted beyond capacity
-        # (a cold tag's union is rebuilt from its stored text, cheap for a small sketch).
-        self._unions: dict[str, tuple[str | list[str], hll_union]] = {}
+        # (a cold tag's union is rebuilt from its stored text, cheap for a small sketch). An
+        # OrderedDict, whose front is found in O(1): a dict's front is found by scanning past
+        # the slots deleted since its last resize (see pipeline.virality.parents).
+        self._unions: OrderedDict[str, tuple[str | list[str], hll_union]] = OrderedDict()
         self.capacity = capacity
 
     def merge(
@@ -103,7 +106,7 @@ class Unions:
         text = encode(union.get_result(_TYPE))
         self._unions[key] = (text, union)
         if len(self._unions) > self.capacity:
-            del self._unions[next(iter(self._unions))]
+            self._unions.popitem(last=False)
         return text
 
     def __len__(self) -> int:
