@@ -6,17 +6,19 @@ measured that at several times the cost of counting the same events from ``posts
 embedded broker never compacts a changelog, so every write ever made is read again.
 
 :class:`Store` is Faust's memory store plus one step: when partitions are assigned, before
-Faust's recovery looks at them, it reads each assigned changelog partition of its table from
-the beginning with a plain aiokafka consumer (batches of records, orjson), applies the records
-in offset order exactly as Faust's ``apply_changelog_batch`` would (same key conversion,
-tombstones delete, the partition of each key remembered), and reports the last offset applied
-as the partition's *persisted offset*. Faust's recovery then starts there: it reads whatever
-was written after the bulk read (nothing, usually) its usual way, up to the true high
-watermark (``install_true_highwaters``). The result is the state Faust's own recovery would
-have built; only the reading is cheaper.
+Faust's recovery looks at them, it reads each changelog partition of its table that it does
+not hold yet from the beginning with a plain aiokafka consumer (batches of records, orjson),
+applies the records in offset order exactly as Faust's ``apply_changelog_batch`` would (same
+key conversion, tombstones delete, the partition of each key remembered), and reports the
+last offset applied as the partition's *persisted offset*. Faust's recovery then starts
+there: it reads whatever was written after the bulk read (nothing, usually) its usual way, up
+to the true high watermark (``install_true_highwaters``). The result is the state Faust's own
+recovery would have built; only the reading is cheaper.
 
 What a persisted offset means here: the store holds the changelog up to and including that
-offset. A revoked partition's offset is forgotten (its keys are dropped by Faust after the
+offset. It is reported for the rebalance that read it only; a partition kept across a later
+rebalance reports none, so Faust goes on from where its own recovery last read, as with the
+plain memory store. A revoked partition is forgotten (Faust drops its keys after the
 recovery), so a partition assigned again is read from the beginning, as Faust would.
 
 Checked against faust-streaming 0.15.3's recovery (``Recovery._add`` reads
