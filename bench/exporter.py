@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -116,8 +117,18 @@ class Worker:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 60 s (saying so, with the end of the worker's log):
+        a worker far behind may still be in a long batch, and the figures taken so far must
+        not be lost to a shutdown."""
         self.proc.terminate()
-        self.proc.wait(60)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            tail = Path(self.log).read_text(errors="replace")[-2000:]
+            print(f"the worker did not stop within 60 s of SIGTERM; killed. Its log ends:\n{tail}",
+                  file=sys.stderr)  # fmt: skip
 
 
 def scraper(url: str, stop: threading.Event, took: list[float]) -> None:
