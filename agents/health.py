@@ -3,7 +3,9 @@
 aiokafka logs every failed connection attempt (several a second); users need one line when
 the broker goes away, one when it is back, and a metric to alert on. A Faust timer opens a
 TCP connection to the bootstrap servers every ``INTERVAL`` seconds: ``spread_broker_up`` is 1
-while one of them answers, and ``spread_broker_outages_total`` counts the times it stopped.
+while one of them answers, and ``spread_broker_outages_total`` counts the times it stopped. A
+round whose only failures are timeouts that fired late (the event loop was busy) changes
+nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ log = logging.getLogger("spread.health")
 
 INTERVAL = 2.0
 TIMEOUT = 1.0
+# A timeout that fires this much later than TIMEOUT says the event loop was busy (a long
+# batch), not that the broker is gone: the connection may well have been made meanwhile.
+LATE = 0.25
 
 
 class BrokerProbe:
@@ -29,19 +34,33 @@ class BrokerProbe:
 
         @app.timer(INTERVAL)
         async def probe() -> None:
-            self.observe(await self.reachable())
+            await self.round()
 
-    async def reachable(self) -> bool:
+    async def round(self, timeout: float = TIMEOUT) -> None:
+        ok = await self.reachable(timeout)
+        if ok is not None:
+            self.observe(ok)
+
+    async def reachable(self, timeout: float = TIMEOUT) -> bool | None:
+        """True when a server accepts a connection, False when none does, None when that
+        cannot be told: a timeout that fired late because the event loop was busy. Under a
+        saturated worker that used to report outages of a broker that was up."""
+        loop = asyncio.get_running_loop()
+        inconclusive = False
         for host, port in self.servers:
+            started = loop.time()
             try:
                 _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, int(port)), TIMEOUT
+                    asyncio.open_connection(host, int(port)), timeout
                 )
-            except (OSError, TimeoutError):
+            except TimeoutError:  # before OSError, of which it is a subclass
+                inconclusive |= loop.time() - started > timeout + LATE
+                continue
+            except OSError:
                 continue
             writer.close()
             return True
-        return False
+        return None if inconclusive else False
 
     def observe(self, ok: bool) -> None:
         if ok and not self.up:
