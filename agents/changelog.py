@@ -82,14 +82,11 @@ class ChangelogWriter(Service):
             # The dict behind the store: its mapping wrapper costs a Python call per write.
             data = plain_dict(table)
             topic = table.changelog_topic.get_topic_name()
-            of_partition: dict[int, Any] = {}
             for partition, key, value in writes:
-                batch = of_partition.get(partition)
+                tp = (topic, partition)
+                batch = batches.get(tp)
                 if batch is None:
-                    batch = batches.get((topic, partition))
-                    if batch is None:
-                        batch = batches[(topic, partition)] = create()
-                    of_partition[partition] = batch
+                    batch = batches[tp] = create()
                 if value is None:  # a deletion: a tombstone, which recovery applies as one
                     data.pop(key, None)
                     encoded = None
@@ -99,7 +96,7 @@ class ChangelogWriter(Service):
                 encoded_key = dumps(key)
                 while batch.append(key=encoded_key, value=encoded, timestamp=None) is None:
                     full.append((batch, topic, partition))
-                    batch = batches[(topic, partition)] = of_partition[partition] = create()
+                    batch = batches[tp] = create()
                 n += 1
         if not n:
             return 0

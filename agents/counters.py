@@ -228,18 +228,16 @@ class Counters:
                             bucket = None if not stored_bucket else wire.new_bucket(stored_bucket)
                         else:
                             bucket = pending_bucket[1]
+                        kids = children.get(minute, 0) if children else 0
                         if bucket is None:
                             # The common case on a replay: nothing to check, nothing to copy.
                             # ``where``'s dicts are this batch's own, so one is handed over.
-                            kids = children.get(minute, 0) if children else 0
                             bucket = wire.fresh_bucket(advance, count, kids, where.get(minute))
-                            new_buckets[key] = (partition, bucket)
                         elif wire.check(bucket[1], ranges_) == wire.APPLY:
-                            kids = children.get(minute, 0) if children else 0
                             wire.merge_bucket(bucket, ranges_, count, kids, where.get(minute))
-                            new_buckets[key] = (partition, bucket)
                         else:
                             continue
+                        new_buckets[key] = (partition, bucket)
                         if counted:
                             recent.add(tag, int(minute), count)
                         if self._index is not None:
