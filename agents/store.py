@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import aclosing
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
-from pipeline import security
+from pipeline.offsets import read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -116,32 +116,22 @@ class Store(MemoryStore):
 
     async def _bulk_read(self, tps: set[TP]) -> None:
         bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            **security.client_kwargs(),
-            enable_auto_commit=False,
-            group_id=None,
-            isolation_level="read_uncommitted",
-            fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=64 << 20,
-        )
-        await consumer.start()
         data = self.data
         key_partition = self._key_partition
         to_key = self.table._to_key
         last: dict[TP, int] = {}
         n = 0
-        try:
-            consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in tps])
-            await consumer.seek_to_beginning()
-            while True:
-                batch = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS)
-                if not any(batch.values()):
-                    break
+        batches = read_to_end(
+            bootstrap,
+            dict.fromkeys(tps),  # from the beginning
+            FETCH_TIMEOUT_MS,
+            fetch_max_wait_ms=100,
+            fetch_max_bytes=64 << 20,
+            max_poll_records=MAX_RECORDS,
+        )
+        async with aclosing(batches):  # its consumer stops even if applying fails
+            async for batch in batches:
                 for ktp, records in batch.items():
-                    if not records:
-                        continue
                     apply_records(
                         data,
                         key_partition,
@@ -150,8 +140,6 @@ class Store(MemoryStore):
                     )
                     last[TP(ktp.topic, ktp.partition)] = records[-1].offset
                     n += len(records)
-        finally:
-            await consumer.stop()
         self._persisted.update(last)
         self.bulk_records += n
         log.info(

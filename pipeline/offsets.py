@@ -11,42 +11,63 @@ reports end offsets correctly it costs one small fetch per partition and changes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from pipeline import security
 
 
-async def true_end_offsets(
-    bootstrap: str, reported: Mapping[TopicPartition, int | None], timeout_ms: int = 500
-) -> dict[TopicPartition, int | None]:
-    out: dict[TopicPartition, int | None] = dict(reported)
-    todo = {tp: end for tp, end in reported.items() if end}
-    if not todo:
-        return out
+async def read_to_end(
+    bootstrap: str,
+    starts: Mapping[TopicPartition, int | None],
+    timeout_ms: int = 500,
+    **consumer_kwargs: Any,
+) -> AsyncIterator[dict[TopicPartition, list[ConsumerRecord]]]:
+    """The records of ``starts``' partitions from each start offset (None: the beginning), in
+    fetched batches, until a fetch of every partition comes back empty: the end, whatever the
+    broker reports as end offsets. Outside any consumer group, uncommitted records included,
+    fetches large enough to hold a whole changelog batch (the writer's are up to 1 MiB)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         **security.client_kwargs(),
         enable_auto_commit=False,
         group_id=None,
         isolation_level="read_uncommitted",
-        # Above the changelog writer's batches (1 MiB): a fetch must hold a whole last batch.
         max_partition_fetch_bytes=8 << 20,
+        **consumer_kwargs,
     )
     await consumer.start()
     try:
-        consumer.assign(list(todo))
-        for tp, end in todo.items():
-            consumer.seek(TopicPartition(tp.topic, tp.partition), end - 1)
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in starts]
+        consumer.assign(tps)
+        for tp, start in zip(tps, starts.values(), strict=True):
+            if start is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, start)
         while True:
             batch = await consumer.getmany(timeout_ms=timeout_ms)
-            got = {tp for tp, records in batch.items() if records}
+            got = {tp: records for tp, records in batch.items() if records}
+            # Not per partition: one fetch may return some partitions before the others.
             if not got:
-                break  # done once a fetch of every partition returns nothing more
-            for tp in got:
-                last = batch[tp][-1].offset + 1
-                out[tp] = max(out[tp] or 0, last)
+                return
+            yield got
     finally:
         await consumer.stop()
+
+
+async def true_end_offsets(
+    bootstrap: str, reported: Mapping[TopicPartition, int | None], timeout_ms: int = 500
+) -> dict[TopicPartition, int | None]:
+    out: dict[TopicPartition, int | None] = dict(reported)
+    todo = {tp: end - 1 for tp, end in reported.items() if end}
+    if not todo:
+        return out
+    async with aclosing(read_to_end(bootstrap, todo, timeout_ms)) as batches:
+        async for got in batches:
+            for tp, records in got.items():
+                out[tp] = max(out[tp] or 0, records[-1].offset + 1)
     return out
