@@ -32,6 +32,8 @@ from pathlib import Path
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.exporter import rss_bytes
+from bench.recovery import progress
 from bench.worker import start_worker
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.replay import ReplayStats, replay
@@ -71,25 +73,6 @@ def scrape(url: str) -> str:
         return ""
 
 
-def progress(url: str) -> tuple[float, float]:
-    events = posts = 0.0
-    text = scrape(url + "?name[]=spread_events_total&name[]=spread_hashtag_posts_sum")
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == "spread_events_total":
-                events += s.value
-            elif s.name == "spread_hashtag_posts_sum":
-                posts += s.value
-    return events, posts
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="metoo-2017")
@@ -115,7 +98,7 @@ def main() -> None:
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
             proc, url, log = start_worker(broker.bootstrap, workdir, "realjob")
             try:
-                while not scrape(url + "?name[]=spread_broker_up"):
+                while not progress(url, "?name[]=spread_broker_up"):
                     if proc.poll() is not None:
                         raise SystemExit(f"worker exited with {proc.returncode}: see {log}")
                     time.sleep(POLL_SECONDS)
@@ -123,14 +106,15 @@ def main() -> None:
                 sent = asyncio.run(replay([path], broker.bootstrap))
                 replayed = time.perf_counter() - t0
                 deadline = time.monotonic() + 4 * 3600
-                while progress(url) != (n, posts.total()):
+                done = {"spread_events_total": n, "spread_hashtag_posts_sum": posts.total()}
+                while {k: progress(url).get(k) for k in done} != done:
                     if proc.poll() is not None:
                         raise SystemExit(f"worker exited with {proc.returncode}: see {log}")
                     if time.monotonic() > deadline:
-                        raise SystemExit(f"not done in 4 hours: {progress(url)} of {n}")
+                        raise SystemExit(f"not done in 4 hours: {progress(url)}, want {done}")
                     time.sleep(POLL_SECONDS)
                 took = time.perf_counter() - t0
-                rss = peak_rss_mib(proc.pid)
+                rss = rss_bytes(proc.pid, "VmHWM") / 2**20
                 wrong, checked = [], 0
                 for fam in text_string_to_metric_families(scrape(url)):
                     for s in fam.samples:
