@@ -10,6 +10,15 @@ every hashtag post applied
 (``spread_events_total`` and ``spread_hashtag_posts_sum`` summed over the workers, polled with
 ``name[]``). The ratio is only meaningful with a core per worker plus the broker's share:
 the number of cores is printed with it.
+
+CPU accounting, over the same timed span: each worker's and the broker's CPU time (user +
+system, every thread, from ``/proc``). From it, the cores the run used, the broker's CPU per
+100,000 events, and a *projection* for a machine with a core per worker and the broker's
+share elsewhere: a worker given a core of its own finishes its part in about its CPU time, so
+the run would take the largest worker's CPU time (the split's imbalance counts). On a machine
+with fewer cores than workers plus the broker, that projection is what the measured ratio
+cannot show; it assumes a worker's CPU per event does not change when it stops waiting for a
+core, which is why it is printed as a projection beside the measured figure.
 """
 
 from __future__ import annotations
@@ -17,13 +26,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from bench.exporter import cpu_seconds
 from bench.recovery import progress
 from bench.worker import start_worker
 from bench.workload import events
@@ -33,7 +45,29 @@ from pipeline.replay import replay
 SETTLE = 10.0  # seconds for the workers to join and for the rebalance to finish
 
 
-def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> float:
+@dataclass
+class Run:
+    rate: float  # events/s, measured
+    events: int  # events counted in the timed span
+    seconds: float
+    worker_cpu: list[float]  # CPU seconds per worker over the timed span
+    broker_cpu: float
+
+    @property
+    def cores_used(self) -> float:
+        return (sum(self.worker_cpu) + self.broker_cpu) / self.seconds
+
+    @property
+    def projected(self) -> float:
+        """Events/s with a core per worker: the slowest worker's CPU time bounds the run."""
+        return self.events / max(self.worker_cpu)
+
+
+def cpu_of(procs: list[subprocess.Popen]) -> list[float]:
+    return [cpu_seconds(p.pid) for p in procs]
+
+
+def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> Run:
     with EmbeddedBroker(port=free_port(), log_path=str(workdir / f"broker-{workers}.log")) as b:
         urls, procs = [], []
         for i in range(workers):
@@ -49,6 +83,7 @@ def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> float:
             time.sleep(SETTLE)
             asyncio.run(replay([data], b.bootstrap, envelope=1000))
             t0 = first = None
+            cpu0: list[float] = []
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 seen = [progress(u) for u in urls]
@@ -56,8 +91,11 @@ def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> float:
                 applied = sum(m.get("spread_hashtag_posts_sum", 0) for m in seen)
                 if t0 is None and read > 0:
                     t0, first = time.perf_counter(), read
+                    cpu0 = cpu_of([*procs, b.process])
                 if read == n and applied == posts and t0 is not None:
-                    return (n - first) / (time.perf_counter() - t0)
+                    seconds = time.perf_counter() - t0
+                    cpu = [c - c0 for c, c0 in zip(cpu_of([*procs, b.process]), cpu0, strict=True)]
+                    return Run((n - first) / seconds, n - first, seconds, cpu[:-1], cpu[-1])
                 if any(p.poll() is not None for p in procs):
                     raise SystemExit(f"a worker exited: see {workdir}")
                 time.sleep(0.5)
@@ -81,9 +119,18 @@ def main() -> None:
         data.write_bytes(b"\n".join(lines) + b"\n")
         one = run(data, args.events, posts.total(), 1, workdir)
         two = run(data, args.events, posts.total(), 2, workdir)
-    print(f"two workers / one            : {two / one:.2f}x")
-    print(f"one worker                   : {one:>10,.0f} events/s")
-    print(f"two workers (one app id)     : {two:>10,.0f} events/s")
+    print(f"two workers / one            : {two.rate / one.rate:.2f}x measured")
+    print(
+        f"  with a core per worker     : {two.projected / one.projected:.2f}x (CPU-time projection)"
+    )
+    for name, r in (("one worker", one), ("two workers (one app id)", two)):
+        split = " + ".join(f"{c:.1f}" for c in r.worker_cpu)
+        print(
+            f"{name:<29}: {r.rate:>10,.0f} events/s measured, {r.projected:,.0f} projected; "
+            f"CPU s: workers {split}, broker {r.broker_cpu:.1f} "
+            f"({r.broker_cpu / r.events * 1e5:.2f} per 100k events); "
+            f"{r.cores_used:.2f} cores used"
+        )
     print(
         f"{args.events:,} events, envelopes of 1000, 8 partitions, {os.cpu_count()} cores shared "
         "by the workers, the broker and this script"
