@@ -11,9 +11,10 @@ every hashtag post applied
 ``name[]``). The ratio is only meaningful with a core per worker plus the broker's share:
 the number of cores is printed with it.
 
-CPU accounting, over the same timed span: each worker's and the broker's CPU time (user +
-system, every thread, from ``/proc``). From it, the cores the run used, the broker's CPU per
-100,000 events, and a *projection* for a machine with a core per worker and the broker's
+CPU accounting, from the replay's start to the end (every event, whenever a worker read it):
+each worker's and the broker's CPU time (user + system, every thread, from ``/proc``). From
+it, the cores they used, the CPU per event of the workers and of the broker, and a
+*projection* for a machine with a core per worker and the broker's
 share elsewhere: a worker given a core of its own finishes its part in about its CPU time, so
 the run would take the largest worker's CPU time (the split's imbalance counts). On a machine
 with fewer cores than workers plus the broker, that projection is what the measured ratio
@@ -47,15 +48,18 @@ SETTLE = 10.0  # seconds for the workers to join and for the rebalance to finish
 
 @dataclass
 class Run:
-    rate: float  # events/s, measured
-    events: int  # events counted in the timed span
-    seconds: float
-    worker_cpu: list[float]  # CPU seconds per worker over the timed span
+    rate: float  # events/s, measured from the first event counted
+    events: int
+    seconds: float  # from the replay's start to the end
+    worker_cpu: list[float]  # CPU seconds per worker over those seconds
     broker_cpu: float
 
     @property
     def cores_used(self) -> float:
         return (sum(self.worker_cpu) + self.broker_cpu) / self.seconds
+
+    def per_event_us(self, cpu: float) -> float:
+        return cpu / self.events * 1e6
 
     @property
     def projected(self) -> float:
@@ -81,9 +85,9 @@ def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> Run:
                     raise SystemExit(f"the workers did not start: see {workdir}")
                 time.sleep(0.5)
             time.sleep(SETTLE)
+            start, cpu0 = time.perf_counter(), cpu_of([*procs, b.process])
             asyncio.run(replay([data], b.bootstrap, envelope=1000))
             t0 = first = None
-            cpu0: list[float] = []
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 seen = [progress(u) for u in urls]
@@ -91,11 +95,10 @@ def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> Run:
                 applied = sum(m.get("spread_hashtag_posts_sum", 0) for m in seen)
                 if t0 is None and read > 0:
                     t0, first = time.perf_counter(), read
-                    cpu0 = cpu_of([*procs, b.process])
                 if read == n and applied == posts and t0 is not None:
-                    seconds = time.perf_counter() - t0
+                    end = time.perf_counter()
                     cpu = [c - c0 for c, c0 in zip(cpu_of([*procs, b.process]), cpu0, strict=True)]
-                    return Run((n - first) / seconds, n - first, seconds, cpu[:-1], cpu[-1])
+                    return Run((n - first) / (end - t0), n, end - start, cpu[:-1], cpu[-1])
                 if any(p.poll() is not None for p in procs):
                     raise SystemExit(f"a worker exited: see {workdir}")
                 time.sleep(0.5)
@@ -127,8 +130,8 @@ def main() -> None:
         split = " + ".join(f"{c:.1f}" for c in r.worker_cpu)
         print(
             f"{name:<29}: {r.rate:>10,.0f} events/s measured, {r.projected:,.0f} projected; "
-            f"CPU s: workers {split}, broker {r.broker_cpu:.1f} "
-            f"({r.broker_cpu / r.events * 1e5:.2f} per 100k events); "
+            f"CPU s: workers {split} ({r.per_event_us(sum(r.worker_cpu)):.1f} us/event), "
+            f"broker {r.broker_cpu:.1f} ({r.per_event_us(r.broker_cpu):.1f} us/event); "
             f"{r.cores_used:.2f} cores used"
         )
     print(
