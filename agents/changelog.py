@@ -39,6 +39,9 @@ class ChangelogWriter(Service):
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self.records_sent = 0
+        # (changelog topic, partition) -> the highest offset the broker acknowledged for a
+        # record written here: what a kept partition's store already holds (agents/store.py).
+        self.acked: dict[tuple[str, int], int] = {}
 
     async def on_start(self) -> None:
         await self._ensure_producer()
@@ -106,7 +109,12 @@ class ChangelogWriter(Service):
             await producer.send_batch(batch, topic, partition=partition)
             for batch, topic, partition in full
         ]
-        await asyncio.gather(*futures)
+        results = await asyncio.gather(*futures)
+        acked = self.acked
+        for (batch, topic, partition), sent in zip(full, results, strict=True):
+            last = sent.offset + batch.record_count() - 1  # the batch's offsets are consecutive
+            if last > acked.get((topic, partition), -1):
+                acked[(topic, partition)] = last
         self.records_sent += n
         return n
 

@@ -93,6 +93,11 @@ def _pipeline_families() -> dict[str, Metric]:
             "Changelog records this worker read in bulk to restore the partitions it was "
             "assigned, before Faust's recovery went on from there.",
         ),
+        "replayed": CounterMetricFamily(
+            "spread_changelog_records_replayed",
+            "Changelog records Faust's own recovery applied one at a time: written after a "
+            "bulk read, or after the offset a kept partition's store reported.",
+        ),
         "overlaps": CounterMetricFamily(
             "spread_delta_overlaps",
             "Delta entries found partly applied already (must stay 0; see pipeline.deltas).",
@@ -290,6 +295,8 @@ class PipelineCollector(_Collector):
         yield fam["expired"]
         fam["restored"].add_metric([], self.counters.records_restored())
         yield fam["restored"]
+        fam["replayed"].add_metric([], self.counters.records_replayed())
+        yield fam["replayed"]
         fam["gi_mean"].add_metric([], 60 * mean_lag(self.weights()))
         yield fam["gi_mean"]
         fam["gi_samples"].add_metric([], self.ingest.parents.interval.samples)

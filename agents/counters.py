@@ -138,6 +138,11 @@ class Counters:
         """Changelog records the tables' stores read in bulk (:mod:`agents.store`)."""
         return sum(getattr(t.data, "bulk_records", 0) for t in (self.totals, self.minutes.table))
 
+    def records_replayed(self) -> int:
+        """Changelog records Faust's own recovery applied one at a time (:mod:`agents.store`)."""
+        tables = (self.totals, self.minutes.table)
+        return sum(getattr(t.data, "replayed_records", 0) for t in tables)
+
     def check_offsets(self, read: list[tuple[int, int]]) -> None:
         """Count (and log) records of ``hashtag-deltas`` that skip ahead of the last one read
         from their partition. Going back is a redelivery, which :meth:`apply_batch` skips;

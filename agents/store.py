@@ -16,10 +16,19 @@ to the true high watermark (``install_true_highwaters``). The result is the stat
 recovery would have built; only the reading is cheaper.
 
 What a persisted offset means here: the store holds the changelog up to and including that
-offset. It is reported for the rebalance that read it only; a partition kept across a later
-rebalance reports none, so Faust goes on from where its own recovery last read, as with the
-plain memory store. A revoked partition is forgotten (Faust drops its keys after the
-recovery), so a partition assigned again is read from the beginning, as Faust would.
+offset. A partition read in bulk reports the last offset read, for the rebalance that read it.
+A partition *kept* across a rebalance reports the last offset the worker's own
+:class:`agents.changelog.ChangelogWriter` had acknowledged on it, if it wrote there since
+Faust's last completed recovery: the store already holds everything up to it (the recovery
+read the rest, and the writer sets the store before it sends), so Faust reads nothing again.
+Without that, Faust's recovery re-read, one record at a time, everything the worker had
+written to its kept partitions since its previous recovery: after hours of counting, a
+rebalance (another worker joining) stalled the worker for as long as that took. A kept
+partition not written since reports none, and Faust goes on from where its own recovery last
+read, as with the plain memory store. A revoked partition is forgotten (Faust drops its keys
+after the recovery), so a partition assigned again is read from the beginning, as Faust
+would. Records Faust's recovery still applies its own way are counted
+(``replayed_records``).
 
 Checked against faust-streaming 0.15.3's recovery (``Recovery._add`` reads
 ``persisted_offset`` after ``Collection.on_rebalance`` ran; it seeks to that offset and skips
@@ -78,13 +87,38 @@ class Store(MemoryStore):
         self._loaded: set[TP] = set()
         # What this rebalance's bulk read reached, per partition it read.
         self._persisted: dict[TP, int] = {}
+        # Partitions held since Faust's last completed recovery: the writer's acknowledged
+        # offset on each at that moment (None: none yet). A higher one is the worker's own.
+        self._recovered_at: dict[TP, int | None] = {}
         self.bulk_records = 0  # changelog records this store read in bulk, in all
+        self.replayed_records = 0  # changelog records Faust's recovery applied one by one
 
     def persisted_offset(self, tp: TP) -> int | None:
-        """The last offset read in bulk by the current rebalance. None for a partition kept
-        from before it: Faust then goes on from the offset its own recovery last reached, as
-        it does with the plain memory store."""
-        return self._persisted.get(tp)
+        """The last offset read in bulk by the current rebalance; for a partition kept from
+        before it, the last offset this worker wrote there since its last recovery. None for
+        a kept partition not written since: Faust then goes on from the offset its own
+        recovery last reached, as it does with the plain memory store."""
+        read = self._persisted.get(tp)
+        if read is not None or tp not in self._recovered_at:
+            return read
+        written, before = self._written(tp), self._recovered_at[tp]
+        if written is not None and (before is None or written > before):
+            return written
+        return None
+
+    def _written(self, tp: TP) -> int | None:
+        writer = getattr(self.app, "spread_writer", None)  # agents.app.create_app sets it
+        return None if writer is None else writer.acked.get((tp.topic, tp.partition))
+
+    def apply_changelog_batch(self, batch: Any, to_key: Any, to_value: Any) -> None:
+        batch = list(batch)
+        self.replayed_records += len(batch)
+        super().apply_changelog_batch(batch, to_key, to_value)
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        topic = self.table.changelog_topic.get_topic_name()
+        self._recovered_at = {tp: self._written(tp) for tp in active_tps if tp.topic == topic}
 
     async def on_rebalance(
         self,
@@ -96,6 +130,8 @@ class Store(MemoryStore):
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         self._loaded -= revoked
         self._persisted.clear()
+        for tp in revoked:
+            self._recovered_at.pop(tp, None)
         topic = self.table.changelog_topic.get_topic_name()
         todo = {tp for tp in assigned if tp.topic == topic} - self._loaded
         if not todo:
@@ -113,6 +149,7 @@ class Store(MemoryStore):
         super().reset_state()
         self._loaded.clear()
         self._persisted.clear()
+        self._recovered_at.clear()
 
     async def _bulk_read(self, tps: set[TP]) -> None:
         bootstrap = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker)

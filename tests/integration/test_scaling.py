@@ -118,3 +118,28 @@ def test_worker_killed_mid_replay_and_restarted(broker, make_worker):
     finish(replay)
     result = wait_for(lambda: merged([worker], truth), 90, "the restarted worker to catch up")
     assert_exact(result, truth)
+
+
+def test_partitions_kept_through_a_rebalance_are_not_read_again(broker, make_worker):
+    truth = compute([SAMPLE])
+    first = make_worker().start()
+    finish(start_replay(broker, "--speed", "max", "--envelope", "50", str(SAMPLE)))
+    wait_for(lambda: merged([first], truth), 90, "the first worker to count everything")
+    written = first.scrape()
+
+    second = make_worker().start()
+
+    def shared():  # once the rebalance gave the second worker its share
+        if not all(w.scrape().get("hashtag_posts_total") for w in (first, second)):
+            return Mismatch("the second worker exports nothing yet")
+        return merged([first, second], truth)
+
+    assert_exact(wait_for(shared, 90, "both workers to add up"), truth)
+    # The first worker kept half its partitions and wrote nothing since: its stores hold them
+    # to the last offset its writer had acknowledged, so its recovery read none of them again
+    # (before, it re-read, one record at a time, all it had written there). The second read
+    # its new partitions in bulk.
+    kept = first.scrape()
+    assert written["spread_changelog_records_replayed_total"][()] == 0
+    assert kept["spread_changelog_records_replayed_total"][()] == 0
+    assert second.scrape()["spread_changelog_records_restored_total"][()] > 0

@@ -78,6 +78,18 @@ async def test_a_partition_that_fills_several_batches_keeps_its_order():
         ]
 
 
+async def test_the_writer_knows_the_last_offset_acknowledged_per_changelog_partition():
+    table = Table("t-changelog")
+    producer = Producer(batch_size=512)  # several batches per partition and per write
+    writer = writer_with(producer)
+    await writer.write((table, [(i % 3, f"tag{i}", {"pad": "x" * 100}) for i in range(40)]))
+    await writer.write((table, [(1, "late", {"n": 1})]))
+    counts = {p: sum(1 for i in range(40) if i % 3 == p) for p in range(3)}
+    counts[1] += 1
+    assert len(producer.sent) > 6
+    assert writer.acked == {("t-changelog", p): n - 1 for p, n in counts.items()}
+
+
 async def test_nothing_to_write_sends_nothing():
     producer = Producer(batch_size=1 << 20)
     assert await writer_with(producer).write((Table("t-changelog"), [])) == 0
@@ -143,3 +155,31 @@ def test_the_counters_tables_use_the_bulk_restoring_store(tmp_path):
     # A table whose store URL is falsy silently falls back to the app's plain memory store.
     assert isinstance(counters.totals.data, Store)
     assert isinstance(counters.minutes.table.data, Store)
+
+
+async def test_a_kept_partition_reports_what_the_worker_wrote_since_its_last_recovery(tmp_path):
+    from faust.types import TP
+
+    from agents.app import Topology, create_app
+    from pipeline.settings import WorkerSettings
+
+    settings = WorkerSettings(broker="localhost:1", app_id="test-kept", data_dir=str(tmp_path))
+    app = create_app(settings, Topology(posts=4, deltas=4))
+    store = app.spread_counters.totals.data
+    topic = app.spread_counters.totals.changelog_topic.get_topic_name()
+    acked = app.spread_writer.acked
+    p0, p1, other = TP(topic, 0), TP(topic, 1), TP("elsewhere", 0)
+    acked[(topic, 1)] = 7  # written before this recovery: its records were read by it
+
+    assert store.persisted_offset(p0) is None  # never recovered here: Faust decides
+    await store.on_recovery_completed({p0, p1, other}, set())
+    assert store.persisted_offset(p0) is None and store.persisted_offset(p1) is None
+    acked[(topic, 0)] = 41
+    acked[(topic, 1)] = 12
+    assert (store.persisted_offset(p0), store.persisted_offset(p1)) == (41, 12)
+    assert store.persisted_offset(other) is None
+
+    # Revoked, then assigned again: nothing of the earlier writes is trusted any more.
+    await store.on_rebalance(set(), {p0}, set())
+    assert store.persisted_offset(p0) is None
+    assert store.persisted_offset(p1) == 12
