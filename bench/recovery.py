@@ -1,11 +1,18 @@
 """Restart from scratch: how long a new worker with empty local state takes to rebuild every
-table from the changelogs and export exact totals again.
+table from the changelogs and export exact totals again; and how long a rebalance takes when
+a second worker joins one that has counted everything.
 
     python -m bench.recovery [--events N]
 
-One worker counts a Zipf workload (bench.workload) and is stopped; a new worker process with
-a new data directory starts on the same app id; timed from its start until /metrics shows
-every event and every hashtag post again (polled cheaply with name[]).
+1. One worker counts a Zipf workload (bench.workload).
+2. A second worker joins it (same app id): timed from the joiner's start until both export
+   hashtags and their /metrics add up to every event and hashtag post again. The first keeps
+   half its partitions; how many of its own changelog records Faust's recovery read again
+   for them is reported (``spread_changelog_records_replayed_total``).
+3. Both are stopped; a new worker process with a new data directory starts on the same app
+   id: timed from its start until /metrics shows every event and every hashtag post again.
+
+Polled cheaply with ``name[]``.
 """
 
 from __future__ import annotations
@@ -63,6 +70,25 @@ def wait_until(url: str, n: int, posts: int, proc: subprocess.Popen, limit: floa
     raise SystemExit("worker did not finish in time")
 
 
+def wait_shared(
+    urls: list[str], n: int, posts: int, procs: list[subprocess.Popen], limit: float
+) -> None:
+    """Until every worker exports hashtags and together they show every event and post."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        seen = [progress(u) for u in urls]
+        if (
+            all(m.get("spread_hashtags_tracked", 0) > 0 for m in seen)
+            and sum(m.get("spread_events_total", 0) for m in seen) == n
+            and sum(m.get("spread_hashtag_posts_sum", 0) for m in seen) == posts
+        ):
+            return
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a worker exited: see its log in the bench's directory")
+        time.sleep(0.2)
+    raise SystemExit("the workers did not add up in time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
@@ -79,8 +105,15 @@ def main() -> None:
             t = time.perf_counter()
             m = wait_until(url, args.events, posts, first, 1800)
             counted = time.perf_counter() - t
-            first.terminate()
-            first.wait(60)
+            joiner, joiner_url = worker(broker.bootstrap, workdir, "joiner")
+            t = time.perf_counter()
+            wait_shared([url, joiner_url], args.events, posts, [first, joiner], 1800)
+            rebalanced = time.perf_counter() - t
+            replayed = progress(url, "?name[]=spread_changelog_records_replayed_total")
+            for proc in (first, joiner):
+                proc.terminate()
+            for proc in (first, joiner):
+                proc.wait(60)
             second, url = worker(broker.bootstrap, workdir, "second")
             t = time.perf_counter()
             wait_until(url, args.events, posts, second, 1800)
@@ -89,6 +122,12 @@ def main() -> None:
             second.wait(60)
     print(f"restart from scratch: {rebuilt:.1f} s to rebuild and export exact totals")
     print(f"(first count of the same events, from the posts topic: {counted:.1f} s)")
+    again = replayed.get("spread_changelog_records_replayed_total")
+    print(
+        f"a second worker joins: {rebalanced:.1f} s from its start until both export exact "
+        f"totals; the first read {'?' if again is None else f'{again:,.0f}'} of its own "
+        "changelog records again for the partitions it kept"
+    )
     print(f"{args.events:,} events, {m['spread_hashtags_tracked']:,.0f} hashtags, embedded broker")
 
 
