@@ -22,8 +22,8 @@ A partition *kept* across a rebalance reports the last offset the worker's own
 Faust's last completed recovery: the store already holds everything up to it (the recovery
 read the rest, and the writer sets the store before it sends), so Faust reads nothing again.
 Without that, Faust's recovery re-read, one record at a time, everything the worker had
-written to its kept partitions since its previous recovery: after hours of counting, a
-rebalance (another worker joining) stalled the worker for as long as that took. A kept
+written to its kept partitions since its previous recovery (4,012 records in the join test of
+``tests/integration/test_scaling.py``; all of them redundant). A kept
 partition not written since reports none, and Faust goes on from where its own recovery last
 read, as with the plain memory store. A revoked partition is forgotten (Faust drops its keys
 after the recovery), so a partition assigned again is read from the beginning, as Faust
