@@ -136,12 +136,14 @@ class Counters:
 
     def records_restored(self) -> int:
         """Changelog records the tables' stores read in bulk (:mod:`agents.store`)."""
-        return sum(getattr(t.data, "bulk_records", 0) for t in (self.totals, self.minutes.table))
+        return self._stores_sum("bulk_records")
 
     def records_replayed(self) -> int:
         """Changelog records Faust's own recovery applied one at a time (:mod:`agents.store`)."""
-        tables = (self.totals, self.minutes.table)
-        return sum(getattr(t.data, "replayed_records", 0) for t in tables)
+        return self._stores_sum("replayed_records")
+
+    def _stores_sum(self, counter: str) -> int:
+        return sum(getattr(t.data, counter, 0) for t in (self.totals, self.minutes.table))
 
     def check_offsets(self, read: list[tuple[int, int]]) -> None:
         """Count (and log) records of ``hashtag-deltas`` that skip ahead of the last one read

@@ -23,12 +23,11 @@ Faust's last completed recovery: the store already holds everything up to it (th
 read the rest, and the writer sets the store before it sends), so Faust reads nothing again.
 Without that, Faust's recovery re-read, one record at a time, everything the worker had
 written to its kept partitions since its previous recovery (4,012 records in the join test of
-``tests/integration/test_scaling.py``; all of them redundant). A kept
-partition not written since reports none, and Faust goes on from where its own recovery last
-read, as with the plain memory store. A revoked partition is forgotten (Faust drops its keys
-after the recovery), so a partition assigned again is read from the beginning, as Faust
-would. Records Faust's recovery still applies its own way are counted
-(``replayed_records``).
+``tests/integration/test_scaling.py``; all of them redundant). A kept partition not written
+since reports none, and Faust goes on from where its own recovery last read, as with the
+plain memory store. A revoked partition is forgotten (Faust drops its keys after the
+recovery), so a partition assigned again is read from the beginning, as Faust would. Records
+Faust's recovery still applies its own way are counted (``replayed_records``).
 
 Checked against faust-streaming 0.15.3's recovery (``Recovery._add`` reads
 ``persisted_offset`` after ``Collection.on_rebalance`` ran; it seeks to that offset and skips

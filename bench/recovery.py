@@ -12,8 +12,8 @@ a second worker joins one that has counted everything.
    Faust's recovery read again for them is reported
    (``spread_changelog_records_replayed_total``).
 3. Both are stopped (the joiner first, then the first once it holds everything again); a new
-   worker process with a new data directory starts on the same app
-   id: timed from its start until /metrics shows every event and every hashtag post again.
+   worker process with a new data directory starts on the same app id: timed from its start
+   until /metrics shows every event and every hashtag post again.
 
 Polled cheaply with ``name[]``.
 """
@@ -93,6 +93,11 @@ def wait_shared(
     raise SystemExit("the workers did not add up in time")
 
 
+def hashtag_posts(lines: list[bytes]) -> int:
+    """What ``spread_hashtag_posts_sum`` shows once these events are counted."""
+    return sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
@@ -100,9 +105,8 @@ def main() -> None:
     lines = list(events(args.events))
     # After the workload in event time (its events are 0.05 s apart): none of them is late.
     more = list(events(JOIN_EVENTS, seed=9, start=START + args.events * 0.05, prefix="j"))
-    posts = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in lines)
-    more_posts = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in more)
-    n_all, posts_all = args.events + JOIN_EVENTS, posts + more_posts
+    posts = hashtag_posts(lines)
+    n_all, posts_all = args.events + JOIN_EVENTS, posts + hashtag_posts(more)
     with tempfile.TemporaryDirectory(prefix="spread-bench-recovery-") as tmp:
         workdir = Path(tmp)
         data = workdir / "events.jsonl"

@@ -14,9 +14,9 @@ the number of cores is printed with it.
 CPU accounting, from the replay's start to the end (every event, whenever a worker read it):
 each worker's and the broker's CPU time (user + system, every thread, from ``/proc``). From
 it, the cores they used, the CPU per event of the workers and of the broker, and a
-*projection* for a machine with a core per worker and the broker's
-share elsewhere: a worker given a core of its own finishes its part in about its CPU time, so
-the run would take the largest worker's CPU time (the split's imbalance counts). On a machine
+*projection* for a machine with a core per worker and the broker's share elsewhere: a worker
+given a core of its own finishes its part in about its CPU time, so the run would take the
+largest worker's CPU time (the split's imbalance counts). On a machine
 with fewer cores than workers plus the broker, that projection is what the measured ratio
 cannot show; it assumes a worker's CPU per event does not change when it stops waiting for a
 core, which is why it is printed as a projection beside the measured figure.
