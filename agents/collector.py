@@ -229,7 +229,7 @@ class _Collector:
 
     def weights(self) -> list[float]:
         """The generation interval R_t uses: configured, else learned by stage 1."""
-        return self.configured or self.ingest.parents.interval.weights()
+        return self.configured or self.ingest.interval.weights()
 
     def watermark(self) -> float | None:
         watermark = self.ingest.totals(owned_partitions(self.app, POSTS))[2]
@@ -299,7 +299,7 @@ class PipelineCollector(_Collector):
         yield fam["replayed"]
         fam["gi_mean"].add_metric([], 60 * mean_lag(self.weights()))
         yield fam["gi_mean"]
-        fam["gi_samples"].add_metric([], self.ingest.parents.interval.samples)
+        fam["gi_samples"].add_metric([], self.ingest.interval.samples)
         yield fam["gi_samples"]
 
 

@@ -1,6 +1,8 @@
 """Stage 1: records of ``posts`` → validated, normalised, pre-aggregated ``hashtag-deltas``.
 
-Records are taken in batches (``stream.take_events``). Per record (one event or an envelope
+Records are taken in batches (``stream.take_events``) and cut into slices; the work on a
+slice that needs no I/O is :class:`pipeline.ingest_slice.SliceProcessor`, run here or in a
+helper process (``--ingest-process``). Per record (one event or an envelope
 of many): decode and judge every line (:func:`pipeline.aggregate.summarise`), pre-aggregate
 per source partition, and dead-letter rejected lines to ``posts-rejected`` (value = the line's
 exact bytes, headers ``reason`` and ``source``). Per batch: one write per source partition of
@@ -24,18 +26,28 @@ the one after the progress row's offset (a hole) is counted and reported
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from agents.changelog import plain_dict
-from pipeline import deltas as wire
-from pipeline.aggregate import RecordSummary, summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
+from pipeline.ingest_slice import (
+    Record,
+    SliceConfig,
+    SliceProcessor,
+    SliceResult,
+    process_slice,
+    start_process,
+)
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.settings import DEFAULT_GRACE_SECONDS
-from pipeline.virality.parents import ParentClock
+from pipeline.virality.generation import GenerationInterval
 
 if TYPE_CHECKING:
     import faust
@@ -56,10 +68,6 @@ BATCH_SECONDS = 0.2
 SLICE_BYTES = 8 * 1024 * 1024
 
 
-def empty_progress() -> dict[str, Any]:
-    return {"off": -1, "acc": 0, "rej": {}, "wm": None, "late": 0}
-
-
 class Ingest:
     def __init__(
         self,
@@ -74,81 +82,41 @@ class Ingest:
         movements: dict[str, str] | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         virality: bool = True,
+        helper_process: bool = False,
     ) -> None:
         self.app = app
         self.gaps = 0
         self._gaps_logged: set[int] = set()
-        # Lags between parents and children, learned from the records read here (in memory:
-        # after a restart it learns again, with the default interval meanwhile).
-        self.parents = ParentClock()
-        parents = self.parents if virality else None
+        config = SliceConfig(
+            posts.get_topic_name(), topology.deltas, limits, movements, grace_seconds, virality
+        )
+        self.processor = SliceProcessor(config, partition_cache)
+        self.helper = HelperProcess(config) if helper_process else None
+        # The generation interval learned from parent links so far, wherever slices run.
+        self.interval = GenerationInterval()
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
-        n_deltas = topology.deltas
-        partition_cache = {} if partition_cache is None else partition_cache
 
         @app.agent(posts, name="ingest")
         async def ingest(stream: faust.StreamT) -> None:
             progress = self.progress
             progress_rows = plain_dict(progress)
             async for batch in sliced(stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS)):
-                now = time.time()  # the clock ts_out_of_range is judged against
-                entries: list[wire.Entry] = []
-                ranges: dict[int, list[int]] = {}  # sp -> [first, last] of the new records
-                fresh: dict[str, Any] = {}  # tag deltas of every new record in the batch
-                fresh_wm: float | None = None
-                rows: dict[int, dict[str, Any]] = {}
-                dead: list[tuple[bytes, str, bytes]] = []
+                records: list[Record] = []
                 for event in batch:
                     msg = event.message
-                    sp, so = msg.partition, msg.offset
-                    envelope = _is_envelope(msg.headers)
-                    row = rows.get(sp) or progress_rows.get(sp) or empty_progress()
-                    span = ranges.get(sp)
-                    if so <= row["off"]:
-                        if span is not None and so >= span[0]:
-                            # Counted in this very batch (a fetch from before a seek and one
-                            # from after it can both reach a batch): the batch's entry has it.
-                            continue
-                        # Counted before this redelivery: deltas again, as an entry of its
-                        # own (stage 2 skips what it applied); no counts, no dead letters.
-                        s = summarise(
-                            event.value, envelope, limits=limits, now=now, movements=movements
-                        )
-                        entries.append(([(sp, so, so)], s.max_ts, s.tags))
-                        continue
-                    if so > row["off"] + 1 and row["off"] >= 0:
-                        self._gap(msg.topic, sp, row["off"] + 1, so)
-                    if span is None:
-                        ranges[sp] = [so, so]
-                    else:
-                        span[1] = so
-                    wm = row["wm"]
-                    summary = summarise(
-                        event.value,
-                        envelope,
-                        into=fresh,
-                        limits=limits,
-                        now=now,
-                        movements=movements,
-                        parents=parents,
-                        late_before=None if wm is None else wm - grace_seconds,
+                    records.append(
+                        (msg.partition, msg.offset, event.value, _is_envelope(msg.headers))
                     )
-                    if summary.max_ts is not None and (
-                        fresh_wm is None or summary.max_ts > fresh_wm
-                    ):
-                        fresh_wm = summary.max_ts
-                    rows[sp] = _advance(row, so, summary)
-                    if summary.rejected:
-                        source = f"{msg.topic}/{sp}/{so}".encode()
-                        dead.extend((source, reason, line) for reason, line in summary.rejected)
-                if ranges:
-                    entries.append(
-                        ([(sp, f, last) for sp, (f, last) in ranges.items()], fresh_wm, fresh)
-                    )
+                stored = {sp: progress_rows[sp] for sp, *_ in records if sp in progress_rows}
+                result = await self._process(records, stored)
+                for sp, expected, got in result.gaps:
+                    self._gap(config.topic, sp, expected, got)
+                if result.interval is not None:
+                    self.interval = result.interval
                 # Progress first, acknowledged by the broker, then deltas: a record above the
                 # recorded offset was never sent, so an entry is never partly applied.
-                await writer.write((progress, [(sp, sp, row) for sp, row in rows.items()]))
-                for source, reason, line in dead:
+                await writer.write((progress, [(sp, sp, row) for sp, row in result.rows.items()]))
+                for source, reason, line in result.dead:
                     await rejected.send(
                         key=source,
                         value=line,
@@ -158,18 +126,27 @@ class Ingest:
                             *([("truncated", b"true")] if reason == "too_large" else []),
                         ],
                     )
-                by_target: dict[int, list[wire.Entry]] = {}
-                for entry_ranges, wm, tags in entries:
-                    split = wire.split_by_partition(tags, n_deltas, partition_cache)
-                    for target, part in split.items():
-                        by_target.setdefault(target, []).append(
-                            wire.entry(entry_ranges, wm, part, with_users=virality)
-                        )
-                for target, delta_entries in by_target.items():
-                    for value in wire.encode_records(delta_entries):
-                        await deltas.send(value=value, partition=target)
+                for target, value in result.deltas:
+                    await deltas.send(value=value, partition=target)
 
         self.agent = ingest
+
+    async def _process(
+        self, records: list[Record], stored: dict[int, dict[str, Any]]
+    ) -> SliceResult:
+        now = time.time()  # the clock ts_out_of_range is judged against
+        if self.helper is not None:
+            try:
+                return await self.helper(records, stored, now)
+            except BrokenProcessPool:
+                # Killed (the OOM killer, most likely): it held nothing exactness needs, so
+                # the worker goes on without it, slower, and says so once.
+                log.error(
+                    "stage 1's helper process died; ingesting in the worker's own process "
+                    "from now on"
+                )
+                self.helper = None
+        return self.processor(records, stored, now)
 
     def _gap(self, topic: str, partition: int, expected: int, got: int) -> None:
         # Counted anyway: the progress row moves past the hole, and the metric says so. Logged
@@ -225,24 +202,39 @@ async def sliced(
             yield batch[start:]
 
 
+class HelperProcess:
+    """Stage 1's slices processed in a process of its own, beside the worker's event loop:
+    the loop sends a slice's records and gets back rows and encoded deltas, and meanwhile
+    runs stage 2 and the writes (the worker's Python is otherwise one core's worth)."""
+
+    def __init__(self, config: SliceConfig) -> None:
+        # spawn, not fork: the worker has threads (Faust's consumer), and a forked copy of a
+        # lock held by one of them would never be released in the child.
+        self._pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_process,
+            initargs=(config,),
+        )
+
+    async def __call__(
+        self, records: list[Record], stored: dict[int, dict[str, Any]], now: float
+    ) -> SliceResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, process_slice, records, stored, now)
+
+    def pids(self) -> list[int]:
+        """The helper's process id, once a slice started it."""
+        return [p.pid for p in (self._pool._processes or {}).values()]
+
+    def close(self) -> None:
+        """Stop the helper. A worker need not: concurrent.futures stops it at the
+        interpreter's exit, and it exits on its own if the worker dies."""
+        self._pool.shutdown(cancel_futures=True)
+
+
 def _is_envelope(headers: Any) -> bool:
     if not headers:
         return False
     items = headers.items() if hasattr(headers, "items") else headers
     return any(k == ENVELOPE_HEADER and v == ENVELOPE_FORMAT for k, v in items)
-
-
-def _advance(row: dict[str, Any], offset: int, summary: RecordSummary) -> dict[str, Any]:
-    rejected = dict(row["rej"])
-    for reason, _line in summary.rejected:
-        rejected[reason] = rejected.get(reason, 0) + 1
-    wm = row["wm"]
-    if summary.max_ts is not None and (wm is None or summary.max_ts > wm):
-        wm = summary.max_ts
-    return {
-        "off": offset,
-        "acc": row["acc"] + summary.accepted,
-        "rej": rejected,
-        "wm": wm,
-        "late": row.get("late", 0) + summary.late,  # rows written before it: none counted
-    }
