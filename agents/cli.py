@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -150,6 +151,15 @@ GC_THRESHOLDS = (700, 10, 10_000)
     help="--no-virality: counts, rates and growth only (no movements, trend, R_t, unique "
     "users), for the most events per second; the cap then ranks by the 15m rate.",
 )
+@click.option(
+    "--ingest-process",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Decode, validate and pre-aggregate posts in a helper process beside the worker's "
+    "event loop, which then has a core for the counters and the writes. auto: on when the "
+    "worker may use 2 or more CPUs.",
+)
 def worker(
     broker_addr: str | None,
     metrics_port: int,
@@ -168,6 +178,7 @@ def worker(
     interval_spec: str,
     grace_seconds: float,
     virality: bool,
+    ingest_process: str,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -211,6 +222,8 @@ def worker(
         generation_interval=interval or (),
         grace_seconds=grace_seconds,
         virality=virality,
+        ingest_process=ingest_process == "on"
+        or (ingest_process == "auto" and len(os.sched_getaffinity(0)) >= 2),
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[deltas_topic(app_id)]))
