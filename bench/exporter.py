@@ -69,18 +69,46 @@ def step_done(what: str) -> None:
     print(f"[{time.perf_counter() - T0:6.0f} s] {what}", file=sys.stderr, flush=True)
 
 
+def with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (a worker's stage-1 helper, multiprocessing's
+    resource tracker)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                pids.append(int(entry.name))
+    return pids
+
+
 def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """A process's resident memory now (``VmRSS``) or at its peak (``VmHWM``), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """Resident memory now (``VmRSS``) or at its peak (``VmHWM``), in bytes, of a process
+    and its children; for ``VmHWM`` the sum of their peaks (an upper bound of the peak of
+    their sum)."""
+    total = 0
+    for p in with_children(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(x.split()[1]) * 1024 for x in lines if x.startswith(f"{field}:"))
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process (all its threads) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time a process (all its threads) and its children have used so
+    far."""
+    total = 0
+    for p in with_children(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def posts_of(lines: list[bytes]) -> Counter:

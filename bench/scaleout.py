@@ -8,8 +8,10 @@ the Zipf workload (bench.workload) is replayed at full speed, and the run is tim
 first event counted to the moment the workers' ``/metrics`` together show every event read and
 every hashtag post applied
 (``spread_events_total`` and ``spread_hashtag_posts_sum`` summed over the workers, polled with
-``name[]``). The ratio is only meaningful with a core per worker plus the broker's share:
-the number of cores is printed with it.
+``name[]``). Workers run without their stage-1 helper process (``--ingest-process off``): a
+worker is then one process, and "a core per worker" below means what it says. The ratio is
+only meaningful with a core per worker plus the broker's share: the number of cores is
+printed with it.
 
 CPU accounting, from the replay's start to the end (every event, whenever a worker read it):
 each worker's and the broker's CPU time (user + system, every thread, from ``/proc``). From
@@ -44,6 +46,7 @@ from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.replay import replay
 
 SETTLE = 10.0  # seconds for the workers to join and for the rebalance to finish
+ONE_PROCESS = ("--ingest-process", "off")
 
 
 @dataclass
@@ -75,7 +78,9 @@ def run(data: Path, n: int, posts: int, workers: int, workdir: Path) -> Run:
     with EmbeddedBroker(port=free_port(), log_path=str(workdir / f"broker-{workers}.log")) as b:
         urls, procs = [], []
         for i in range(workers):
-            proc, url, _ = start_worker(b.bootstrap, workdir, f"{workers}-{i}", f"scale-{workers}")
+            proc, url, _ = start_worker(
+                b.bootstrap, workdir, f"{workers}-{i}", f"scale-{workers}", ONE_PROCESS
+            )
             procs.append(proc)
             urls.append(url)
         try:

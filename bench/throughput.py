@@ -7,7 +7,11 @@ All three read the same kind of records from the same embedded broker in one run
 - ours: ``spread worker`` (both stages, changelog-backed tables), timed from its first counted
   event until ``/metrics`` shows every event read and every hashtag post applied (polled
   cheaply with ``name[]``: the sum of every hashtag's total must equal the workload's), then
-  one full scrape, timed on its own, whose exported hashtag totals must all be exact;
+  one full scrape, timed on its own, whose exported hashtag totals must all be exact; it
+  runs stage 1's decoding and pre-aggregation in its helper process (the default on a
+  machine with 2 cores or more);
+- ours in one process (``--ingest-process off``), on the same broker after it: what the
+  helper process gives;
 - ours without the virality signals (``--no-virality``: no movements, R_t, trend or unique
   users), on the same records replayed to a fresh broker: what those signals cost;
 - naive: Record model + ``group_by`` + one windowed-table write per event (DESIGN "Dataflow"),
@@ -207,6 +211,9 @@ def main() -> None:
             ceiling_rate = asyncio.run(ceiling(b, args.events))
             result = ours(b, args.events, tag_posts, workdir)
             ours_rate = result.rate
+            one_process = ours(
+                b, args.events, tag_posts, workdir, ("--ingest-process", "off"), "bench-one-process"
+            ).rate
             slice_ = lines[: args.naive_events]
             writes = sum(len({t.casefold() for t in orjson.loads(x)["hashtags"]}) for x in slice_)
             naive_rate = naive(b, slice_, writes, workdir)
@@ -244,6 +251,10 @@ def main() -> None:
         f"{counts_only.scrape_seconds:.2f} s vs {result.scrape_seconds:.2f} s)"
     )
     print(f"ours (worker, end to end)    : {ours_rate:>10,.0f} events/s, exact totals")
+    print(
+        f"ours in one process          : {one_process:>10,.0f} events/s "
+        f"(--ingest-process off: the helper gives {ours_rate / one_process:.2f}x)"
+    )
     print(f"bare aiokafka ceiling        : {ceiling_rate:>10,.0f} events/s")
     print(
         f"naive Faust design           : {naive_rate:>10,.0f} events/s "
