@@ -135,7 +135,10 @@ def main() -> None:
         f"({n / took:,.0f} events/s; the replay alone sent them in {replayed:.0f} s, "
         f"{sent.events / replayed:,.0f} events/s)"
     )
-    print(f"worker peak RSS: {rss:,.0f} MiB ({os.cpu_count()} cores, embedded broker)")
+    print(
+        f"worker peak RSS: {rss:,.0f} MiB with its helper process (the sum of their peaks; "
+        f"{os.cpu_count()} cores, embedded broker)"
+    )
     print(
         f"agreement with the file: events {n:,} and hashtag posts {posts.total():,} equal; "
         f"{checked:,} exported totals and region totals checked, {len(wrong)} wrong"
