@@ -95,7 +95,11 @@ class SliceProcessor:
             span = ranges.get(sp)
             if so <= row["off"]:
                 if span is not None and so >= span[0]:
+                    # A second copy within this slice (fetched before and after a seek): an
+                    # entry of its own, sent ahead of the slice's, would make stage 2 skip the
+                    # slice's entry as partly applied.
                     continue
+                # Counted before: deltas again, as an entry stage 2 skips where it applied it.
                 s = summarise(value, envelope, limits=limits, now=now, movements=movements)
                 entries.append(([(sp, so, so)], s.max_ts, s.tags))
                 continue
