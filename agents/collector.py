@@ -71,6 +71,11 @@ def _pipeline_families() -> dict[str, Metric]:
         "outages": CounterMetricFamily(
             "spread_broker_outages", "Times this worker lost its broker (see agents.health)."
         ),
+        "helper": GaugeMetricFamily(
+            "spread_ingest_helper_up",
+            "1 while stage 1 runs in its helper process (--ingest-process), 0 in the worker's "
+            "own process (turned off, or the helper died).",
+        ),
         "gi_mean": GaugeMetricFamily(
             "spread_generation_interval_mean_seconds",
             "Mean of the generation interval R_t uses: learned from parent links once "
@@ -284,6 +289,8 @@ class PipelineCollector(_Collector):
         yield fam["broker_up"]
         fam["outages"].add_metric([], self.probe.outages)
         yield fam["outages"]
+        fam["helper"].add_metric([], 0.0 if self.ingest.helper is None else 1.0)
+        yield fam["helper"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]
         fam["gaps"].add_metric([POSTS], self.ingest.gaps)

@@ -563,11 +563,16 @@ health = dashboard(
             4,
             "Workers up",
             "stat",
-            [target('sum(up{job="hashtag-spread"})', "workers")],
+            [
+                target('sum(up{job="hashtag-spread"})', "workers"),
+                target("sum(spread_ingest_helper_up)", "with stage-1 helper"),
+            ],
             12,
             8,
             6,
             8,
+            "A worker without its helper process (turned off, or the helper died: see its "
+            "log) counts more slowly on a machine with cores to spare.",
         ),
         panel(
             5,

@@ -191,10 +191,13 @@ def app_with_helper(tmp_path):
 
 async def test_the_worker_goes_on_without_a_helper_that_died(app_with_helper):
     ingest = app_with_helper.spread_ingest
+    registry = app_with_helper.spread_registry
     value = line(1, ["a"])
     first = await ingest._process([(0, 0, value, False)], {})
+    assert registry.get_sample_value("spread_ingest_helper_up") == 1
     for pid in ingest.helper.pids():
         os.kill(pid, signal.SIGKILL)
     second = await ingest._process([(0, 1, value, False)], first.rows)
     assert ingest.helper is None  # from now on in the worker's own process
     assert second.rows[0]["off"] == 1 and second.rows[0]["acc"] == 2
+    assert registry.get_sample_value("spread_ingest_helper_up") == 0
