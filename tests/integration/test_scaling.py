@@ -7,10 +7,12 @@ partition exported twice, none missing.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +120,43 @@ def test_worker_killed_mid_replay_and_restarted(broker, make_worker):
     finish(replay)
     result = wait_for(lambda: merged([worker], truth), 90, "the restarted worker to catch up")
     assert_exact(result, truth)
+
+
+def helper_pids(worker) -> list[int]:
+    """The worker's stage-1 helper process (a spawned child), once it has one."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == worker.proc.pid and b"spawn_main" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the helper in /proc")
+def test_worker_whose_helper_is_killed_mid_replay_goes_on_exactly(broker, make_worker):
+    truth = compute([SAMPLE])
+    worker = make_worker(extra_args=("--ingest-process", "on")).start()
+    replay = start_replay(broker, "--speed", "5000", "--envelope", "50", str(SAMPLE))
+    wait_for(
+        lambda: sum(worker.scrape().get("spread_events_total", {}).values()) > 500,
+        60,
+        "the worker to count some events",
+    )
+    assert worker.scrape()["spread_ingest_helper_up"][()] == 1
+    [helper] = helper_pids(worker)
+    os.kill(helper, signal.SIGKILL)  # as the OOM killer would, whatever it was doing
+    finish(replay)
+    result = wait_for(lambda: merged([worker], truth), 90, "the worker to count everything")
+    assert_exact(result, truth)
+    assert worker.scrape()["spread_ingest_helper_up"][()] == 0
+    log = (worker.workdir / f"worker-{worker.metrics_port}-1.log").read_text()
+    assert log.count("stage 1's helper process died") == 1
 
 
 def test_partitions_kept_through_a_rebalance_are_not_read_again(broker, make_worker):
