@@ -222,8 +222,7 @@ def worker(
         generation_interval=interval or (),
         grace_seconds=grace_seconds,
         virality=virality,
-        ingest_process=ingest_process == "on"
-        or (ingest_process == "auto" and len(os.sched_getaffinity(0)) >= 2),
+        ingest_process=ingest_process == "on" or (ingest_process == "auto" and usable_cpus() >= 2),
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[deltas_topic(app_id)]))
@@ -248,6 +247,15 @@ def worker(
     # use to a service anyway.
     worker.spinner = None
     worker.execute_from_commandline()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the OS has one (Linux), else
+    the machine's count (macOS)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def main(argv: Sequence[str] | None = None) -> None:

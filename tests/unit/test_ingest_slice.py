@@ -201,3 +201,13 @@ async def test_the_worker_goes_on_without_a_helper_that_died(app_with_helper):
     assert ingest.helper is None  # from now on in the worker's own process
     assert second.rows[0]["off"] == 1 and second.rows[0]["acc"] == 2
     assert registry.get_sample_value("spread_ingest_helper_up") == 0
+
+
+def test_auto_counts_the_cpus_the_worker_may_use(monkeypatch):
+    from agents.cli import usable_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert usable_cpus() == 1  # pinned to one core: no helper
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS has no affinity
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert usable_cpus() == 8
