@@ -22,10 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import orjson
-
 from pipeline import hashtags, regions
-from pipeline.events import split_record, validate
+from pipeline.events import decode_lines, split_record
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.virality.parents import ParentClock
 
@@ -79,39 +77,33 @@ def summarise(
     """
     out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
-    loads = orjson.loads
     max_ts = None
     max_bytes = limits.max_event_bytes
     max_tags = limits.max_hashtags
     max_chars = limits.max_hashtag_chars
     latest = (time.time() if now is None else now) + limits.max_future_seconds
-    for line in split_record(value, envelope, max_bytes):
-        if len(line) > max_bytes:
-            # Never decoded: a huge line costs no parsing, and its dead letter stays small.
-            out.rejected.append(("too_large", line[:max_bytes]))
+    lines = split_record(value, envelope, max_bytes)
+    for line, event in zip(lines, decode_lines(lines, max_bytes), strict=True):
+        if type(event) is str:
+            # A too-large line's dead letter keeps its first max_bytes (the others are shorter).
+            out.rejected.append((event, line[:max_bytes]))
             continue
-        try:
-            event = loads(line)
-        except orjson.JSONDecodeError:
-            out.rejected.append(("invalid_json", line))
-            continue
-        reason = validate(event)
-        if reason is None:
-            ts = event["ts"]
-            raw_tags = event.get("hashtags")
-            if not 0 <= ts <= latest:
-                reason = "ts_out_of_range"
-            elif raw_tags and len(raw_tags) > max_tags:
-                reason = "too_many_hashtags"
-            else:
-                distinct = []
-                for raw in raw_tags or ():
-                    tag = _normalise_tag(raw)
-                    if len(tag) > max_chars:
-                        reason = "hashtag_too_long"
-                        break
-                    if tag and tag not in distinct:
-                        distinct.append(tag)
+        ts = event.ts
+        raw_tags = event.hashtags
+        reason = None
+        if not 0 <= ts <= latest:
+            reason = "ts_out_of_range"
+        elif raw_tags and len(raw_tags) > max_tags:
+            reason = "too_many_hashtags"
+        else:
+            distinct = []
+            for raw in raw_tags or ():
+                tag = _normalise_tag(raw)
+                if len(tag) > max_chars:
+                    reason = "hashtag_too_long"
+                    break
+                if tag and tag not in distinct:
+                    distinct.append(tag)
         if reason is not None:
             out.rejected.append((reason, line))
             continue
@@ -128,16 +120,13 @@ def summarise(
                 k = movements.get(distinct[i])
                 if k is not None and k not in distinct:
                     distinct.append(k)
-        parent = event.get("parent")
-        child = type(parent) is str and parent != "" and not late
-        user = event.get("user")
-        if type(user) is not str or not user:
-            user = None
-        if parents is not None and (child or event["id"].endswith(parents.suffix)):
-            parents.observe(event["id"], ts, parent if child else None)
-        region = event.get("region")
-        # Only strings reach the cache: a list or an object is unhashable (and not a region).
-        region = _normalise_region(region) if type(region) is str else regions.UNKNOWN
+        parent = event.parent
+        child = bool(parent) and not late
+        user = event.user or None
+        if parents is not None and (child or event.id.endswith(parents.suffix)):
+            parents.observe(event.id, ts, parent if child else None)
+        region = event.region
+        region = regions.UNKNOWN if region is None else _normalise_region(region)
         minute = int(ts // 60) * 60
         for tag in distinct:
             delta = tags_out.get(tag)

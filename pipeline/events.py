@@ -23,6 +23,12 @@ Validation rules (each failure has a reason, counted and dead-lettered by the wo
 
 A missing or ``null`` ``hashtags`` is a post without hashtags: accepted, counted in
 ``spread_events_total``, and in no hashtag's counters.
+
+Decoding (:func:`decode_lines`): :func:`judge` (orjson, then :func:`validate`) is the
+reference. A line with the event model's fields only, each of its type, is decoded by msgspec
+straight into an :class:`Event`, which checks its shape in the same pass (a third of stage 1's
+time went to decoding into dicts and checking them); any other line, and every rejected one,
+is judged by :func:`judge`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgspec
 import orjson
 
 REASONS: tuple[str, ...] = (
@@ -66,6 +73,76 @@ def validate(event: Any) -> str | None:
             if type(tag) is not str:
                 return "bad_hashtags"
     return None
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An accepted event's fields as counting reads them. From :func:`judge`, a field that is
+    not a string is None (``user``, ``region``, ``parent``, ... are optional); the fast
+    decoder leaves such a line to :func:`judge`."""
+
+    id: str
+    ts: float  # an integer decodes as a float: the same number for any valid time
+    hashtags: list[str] | None = None
+    user: str | None = None
+    region: str | None = None
+    parent: str | None = None
+    platform: str | None = None
+    kind: str | None = None
+    lang: str | None = None
+
+
+# Every field declared and unknown ones forbidden: msgspec skips an unknown field's value
+# without checking its UTF-8 or its numbers' range, which orjson rejects (invalid_json).
+_decode_event = msgspec.json.Decoder(Event).decode
+
+
+def judge(line: bytes) -> Event | str:
+    """One line: its :class:`Event`, or the reason it is rejected (shape only: the limits of
+    :mod:`pipeline.limits` are the caller's)."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "invalid_json"
+    reason = validate(event)
+    if reason is not None:
+        return reason
+    get = event.get
+    return Event(
+        event["id"],
+        event["ts"],
+        get("hashtags"),
+        user=_text(get("user")),
+        region=_text(get("region")),
+        parent=_text(get("parent")),
+        platform=_text(get("platform")),
+        kind=_text(get("kind")),
+        lang=_text(get("lang")),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def decode_lines(lines: list[bytes], max_bytes: int) -> list[Event | str]:
+    """Each line's :class:`Event` or the reason it is rejected: ``too_large`` (longer than
+    ``max_bytes``: not decoded at all), or :func:`judge`'s. The result is :func:`judge`'s for
+    every line; the fast decoder only gets there sooner."""
+    if max(map(len, lines), default=0) <= max_bytes:
+        try:
+            return [_decode_event(line) for line in lines]
+        except msgspec.MsgspecError:
+            pass  # some line is not a plain event: each one on its own
+    return [_decode_one(line, max_bytes) for line in lines]
+
+
+def _decode_one(line: bytes, max_bytes: int) -> Event | str:
+    if len(line) > max_bytes:
+        return "too_large"
+    try:
+        return _decode_event(line)
+    except msgspec.MsgspecError:
+        return judge(line)
 
 
 ENVELOPE_HEADER = "spread-format"
