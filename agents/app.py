@@ -105,7 +105,7 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         movements.index(dict(settings.movements)),
         settings.grace_seconds,
         settings.virality,
-        settings.ingest_process,
+        settings.ingest_processes,
     )
 
     probe = BrokerProbe(app, settings.broker)

@@ -73,8 +73,8 @@ def _pipeline_families() -> dict[str, Metric]:
         ),
         "helper": GaugeMetricFamily(
             "spread_ingest_helper_up",
-            "1 while stage 1 runs in its helper process (--ingest-process), 0 in the worker's "
-            "own process (turned off, or the helper died).",
+            "1 while stage 1 runs in helper processes (--ingest-process), 0 in the worker's "
+            "own process (turned off, or a helper died).",
         ),
         "gi_mean": GaugeMetricFamily(
             "spread_generation_interval_mean_seconds",
@@ -289,7 +289,7 @@ class PipelineCollector(_Collector):
         yield fam["broker_up"]
         fam["outages"].add_metric([], self.probe.outages)
         yield fam["outages"]
-        fam["helper"].add_metric([], 0.0 if self.ingest.helper is None else 1.0)
+        fam["helper"].add_metric([], 0.0 if self.ingest.helpers is None else 1.0)
         yield fam["helper"]
         fam["overlaps"].add_metric([], self.counters.overlaps)
         yield fam["overlaps"]

@@ -27,10 +27,11 @@ the one after the progress row's offset (a hole) is counted and reported
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,10 @@ from pipeline.ingest_slice import (
     SliceConfig,
     SliceProcessor,
     SliceResult,
+    merged,
     process_slice,
+    share_sources,
+    split_sources,
     start_process,
 )
 from pipeline.limits import DEFAULT_LIMITS, Limits
@@ -67,6 +71,10 @@ BATCH_RECORDS = 256
 BATCH_SECONDS = 0.2
 SLICE_BYTES = 8 * 1024 * 1024
 
+# Per slice of a batch sent to the helpers: (helper, its share's result) for each helper
+# with a share of it.
+Pending = list[list[tuple[int, "asyncio.Future[SliceResult]"]]]
+
 
 class Ingest:
     def __init__(
@@ -82,7 +90,7 @@ class Ingest:
         movements: dict[str, str] | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         virality: bool = True,
-        helper_process: bool = False,
+        helper_processes: int = 0,
     ) -> None:
         self.app = app
         self.gaps = 0
@@ -91,7 +99,8 @@ class Ingest:
             posts.get_topic_name(), topology.deltas, limits, movements, grace_seconds, virality
         )
         self.processor = SliceProcessor(config, partition_cache)
-        self.helper = HelperProcess(config) if helper_process else None
+        self.helpers = Helpers(config, helper_processes) if helper_processes > 0 else None
+        self._chains = itertools.count()  # one per batch sent to the helpers
         # The generation interval learned from parent links so far, wherever slices run.
         self.interval = GenerationInterval()
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
@@ -100,53 +109,66 @@ class Ingest:
         async def ingest(stream: faust.StreamT) -> None:
             progress = self.progress
             progress_rows = plain_dict(progress)
-            async for batch in sliced(stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS)):
-                records: list[Record] = []
-                for event in batch:
-                    msg = event.message
-                    records.append(
-                        (msg.partition, msg.offset, event.value, _is_envelope(msg.headers))
-                    )
-                stored = {sp: progress_rows[sp] for sp, *_ in records if sp in progress_rows}
-                result = await self._process(records, stored)
-                for sp, expected, got in result.gaps:
-                    self._gap(config.topic, sp, expected, got)
-                if result.interval is not None:
-                    self.interval = result.interval
-                # Progress first, acknowledged by the broker, then deltas: a record above the
-                # recorded offset was never sent, so an entry is never partly applied.
-                await writer.write((progress, [(sp, sp, row) for sp, row in result.rows.items()]))
-                for source, reason, line in result.dead:
-                    await rejected.send(
-                        key=source,
-                        value=line,
-                        headers=[
-                            ("reason", reason.encode()),
-                            ("source", source),
-                            *([("truncated", b"true")] if reason == "too_large" else []),
-                        ],
-                    )
-                for target, value in result.deltas:
-                    await deltas.send(value=value, partition=target)
+            async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
+                async for result in self._results(slices(batch), progress_rows):
+                    for sp, expected, got in result.gaps:
+                        self._gap(config.topic, sp, expected, got)
+                    if result.interval is not None:
+                        self.interval = result.interval
+                    # Progress first, acknowledged by the broker, then deltas: a record above
+                    # the recorded offset was never sent, so an entry is never partly applied.
+                    rows = [(sp, sp, row) for sp, row in result.rows.items()]
+                    await writer.write((progress, rows))
+                    for source, reason, line in result.dead:
+                        await rejected.send(
+                            key=source,
+                            value=line,
+                            headers=[
+                                ("reason", reason.encode()),
+                                ("source", source),
+                                *([("truncated", b"true")] if reason == "too_large" else []),
+                            ],
+                        )
+                    for target, value in result.deltas:
+                        await deltas.send(value=value, partition=target)
 
         self.agent = ingest
 
-    async def _process(
-        self, records: list[Record], stored: dict[int, dict[str, Any]]
-    ) -> SliceResult:
-        now = time.time()  # the clock ts_out_of_range is judged against
-        if self.helper is not None:
+    async def _results(
+        self, batch: list[list[Record]], progress_rows: Mapping[int, dict[str, Any]]
+    ) -> AsyncIterator[SliceResult]:
+        """Each slice's result, in order; the caller writes one before it asks for the next.
+
+        With helpers, every slice of the batch is sent at once, chained (see
+        :func:`~pipeline.ingest_slice.process_slice`): the helpers work on the next slice
+        while the event loop writes this one's results, runs stage 2 and answers scrapes. A
+        batch is the limit: asking for the next one acknowledges this one's records."""
+        done = 0
+        helpers = self.helpers
+        if helpers is not None:
+            now = time.time()  # the clock ts_out_of_range is judged against
+            pending: Pending = []
             try:
-                return await self.helper(records, stored, now)
+                pending = helpers.submit(
+                    batch, _rows_of(batch, progress_rows), now, next(self._chains)
+                )
+                for futures in pending:
+                    yield await helpers.result(futures)
+                    done += 1
             except BrokenProcessPool:
-                # Killed (the OOM killer, most likely): it held nothing exactness needs, so
-                # the worker goes on without it, slower, and says so once.
+                # Killed (the OOM killer, most likely): they hold nothing exactness needs, so
+                # the worker goes on without them, slower, and says so once. The slices not
+                # finished are processed here, from the rows written so far.
                 log.error(
-                    "stage 1's helper process died; ingesting in the worker's own process "
+                    "a helper process of stage 1 died; ingesting in the worker's own process "
                     "from now on"
                 )
-                self.helper = None
-        return self.processor(records, stored, now)
+                self.helpers = None
+                helpers.close()
+            finally:
+                cancel(pending[done:])
+        for records in batch[done:]:
+            yield self.processor(records, _rows_of([records], progress_rows), time.time())
 
     def _gap(self, topic: str, partition: int, expected: int, got: int) -> None:
         # Counted anyway: the progress row moves past the hole, and the metric says so. Logged
@@ -182,30 +204,38 @@ class Ingest:
         return accepted, rejected, wm, late
 
 
-async def sliced(
-    batches: AsyncIterator[Sequence[Any]], max_bytes: int | None = None
-) -> AsyncIterator[Sequence[Any]]:
-    """Each batch of events in order, cut into slices of at most ``max_bytes`` (default
+def slices(batch: Sequence[Any], max_bytes: int | None = None) -> list[list[Record]]:
+    """A batch of events as records, cut into slices of at most ``max_bytes`` (default
     :data:`SLICE_BYTES`) of record values; a larger record is a slice of its own. Faust
     acknowledges a batch when the next one is asked for, so only once every slice of it was
     processed."""
     limit = SLICE_BYTES if max_bytes is None else max_bytes
-    async for batch in batches:
-        start = size = 0
-        for i, event in enumerate(batch):
-            n = len(event.value or b"")
-            if size + n > limit and i > start:
-                yield batch[start:i]
-                start, size = i, 0
-            size += n
-        if start < len(batch):
-            yield batch[start:]
+    out: list[list[Record]] = []
+    current: list[Record] = []
+    size = 0
+    for event in batch:
+        msg = event.message
+        n = len(event.value or b"")
+        if size + n > limit and current:
+            out.append(current)
+            current, size = [], 0
+        current.append((msg.partition, msg.offset, event.value, _is_envelope(msg.headers)))
+        size += n
+    if current:
+        out.append(current)
+    return out
+
+
+def _rows_of(
+    batch: list[list[Record]], progress_rows: Mapping[int, dict[str, Any]]
+) -> dict[int, dict[str, Any]]:
+    """The stored progress rows of the batch's source partitions (absent: none yet)."""
+    partitions = {sp for records in batch for sp, *_ in records}
+    return {sp: progress_rows[sp] for sp in partitions if sp in progress_rows}
 
 
 class HelperProcess:
-    """Stage 1's slices processed in a process of its own, beside the worker's event loop:
-    the loop sends a slice's records and gets back rows and encoded deltas, and meanwhile
-    runs stage 2 and the writes (the worker's Python is otherwise one core's worth)."""
+    """A process that runs :func:`~pipeline.ingest_slice.process_slice` for the worker."""
 
     def __init__(self, config: SliceConfig) -> None:
         # spawn, not fork: the worker has threads (Faust's consumer), and a forked copy of a
@@ -217,20 +247,99 @@ class HelperProcess:
             initargs=(config,),
         )
 
-    async def __call__(
-        self, records: list[Record], stored: dict[int, dict[str, Any]], now: float
-    ) -> SliceResult:
+    def __call__(
+        self,
+        records: list[Record],
+        stored: dict[int, dict[str, Any]],
+        now: float,
+        chain: int | None = None,
+    ) -> asyncio.Future[SliceResult]:
+        """The slice's result, to await (sent to the helper now); ``chain``: see
+        :func:`~pipeline.ingest_slice.process_slice`."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, process_slice, records, stored, now)
+        return loop.run_in_executor(self._pool, process_slice, records, stored, now, chain)
 
-    def pids(self) -> list[int]:
-        """The helper's process id, once a slice started it."""
-        return [p.pid for p in (self._pool._processes or {}).values()]
+    def pid(self) -> int | None:
+        """The process id, once a slice started the process."""
+        return next((p.pid for p in (self._pool._processes or {}).values()), None)
 
     def close(self) -> None:
-        """Stop the helper. A worker need not: concurrent.futures stops it at the
-        interpreter's exit, and it exits on its own if the worker dies."""
-        self._pool.shutdown(cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Helpers:
+    """Stage 1's slices processed in processes of their own, beside the worker's event loop:
+    the loop sends a slice's records and gets back rows and encoded deltas, and meanwhile
+    runs stage 2 and the writes (the worker's Python is otherwise one core's worth). Each
+    of ``n`` helpers takes a share of a batch's source partitions."""
+
+    def __init__(self, config: SliceConfig, n: int) -> None:
+        self.processes = [HelperProcess(config) for _ in range(n)]
+        # What each helper learned so far (each result carries its helper's): their sum is
+        # the worker's.
+        self._learned: list[GenerationInterval | None] = [None] * n
+
+    def submit(
+        self, batch: list[list[Record]], stored: dict[int, dict[str, Any]], now: float, chain: int
+    ) -> Pending:
+        """Every slice of the batch, sent at once: per slice, one future per helper with a
+        share of it (:meth:`result` takes them)."""
+        n = len(self.processes)
+        share = share_sources((sp for records in batch for sp, *_ in records), n)
+        pending: Pending = []
+        try:
+            for records in batch:
+                parts = split_sources(records, share, n)
+                pending.append(
+                    [
+                        (i, self.processes[i](part, stored, now, chain))
+                        for i, part in enumerate(parts)
+                        if part
+                    ]
+                )
+        except BrokenProcessPool:  # a helper died since the last batch
+            cancel(pending)
+            raise
+        return pending
+
+    async def result(self, futures: list[tuple[int, asyncio.Future[SliceResult]]]) -> SliceResult:
+        """A slice's result, from the futures :meth:`submit` gave for it."""
+        results = []
+        for i, future in futures:
+            result = await future
+            self._learned[i] = result.interval
+            results.append(result)
+        if len(self.processes) == 1:
+            return results[0]
+        learned = [interval for interval in self._learned if interval is not None]
+        interval = None
+        if learned:
+            interval = GenerationInterval()
+            for part in learned:
+                interval.merge(part)
+        return merged(results, interval)
+
+    def pids(self) -> list[int]:
+        """The helpers' process ids, once slices started them."""
+        return [pid for p in self.processes if (pid := p.pid()) is not None]
+
+    def close(self) -> None:
+        """Stop the helpers. A worker need not: concurrent.futures stops them at the
+        interpreter's exit, and they exit on their own if the worker dies."""
+        for process in self.processes:
+            process.close()
+
+
+def cancel(pending: Pending) -> None:
+    """Slices sent to helpers and then not awaited (the agent was cancelled, or a helper
+    died): those not started are not run, and failures already reported are not reported
+    again as never retrieved."""
+    for futures in pending:
+        for _helper, future in futures:
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()
 
 
 def _is_envelope(headers: Any) -> bool:

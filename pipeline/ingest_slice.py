@@ -17,12 +17,15 @@ Per record, against its partition's progress row (``off``: the last offset count
   records into one entry whose ranges name the offsets covered per source partition. One
   past ``off + 1`` (when ``off`` is set) is a gap, reported.
 
-The work is pure and picklable in and out, so it can run in a process of its own
+The work is pure and picklable in and out, so it can run in processes of their own
 (:func:`start_process` / :func:`process_slice`), beside the worker's event loop: the
-agent then sends a slice's records there and gets back bytes and rows. The processor keeps
-two things between slices, neither needed for exactness: a cache of hashtag partitions, and
-the :class:`~pipeline.virality.parents.ParentClock` that learns the generation interval, a
-copy of which each result carries.
+agent then sends a slice's records there and gets back bytes and rows. Several such helpers
+share a slice by source partition (:func:`share_sources`, :func:`merged`): the rules above
+are per source partition, so each helper judges its partitions' records as one would judge
+them all. The processor keeps two things between slices, neither needed for exactness: a
+cache of hashtag partitions, and the :class:`~pipeline.virality.parents.ParentClock` that
+learns the generation interval, a copy of which each result carries (with several helpers,
+each learns from the parent links within its own partitions, and the worker adds them up).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +165,35 @@ def advance(row: dict[str, Any], offset: int, summary: RecordSummary) -> dict[st
     }
 
 
+def share_sources(partitions: Iterable[int], helpers: int) -> dict[int, int]:
+    """Source partition -> helper (0 .. ``helpers`` - 1): in turn, in partition order, so
+    each helper gets as many of them as the others, give or take one."""
+    return {sp: i % helpers for i, sp in enumerate(sorted(set(partitions)))}
+
+
+def split_sources(
+    records: Sequence[Record], share: Mapping[int, int], helpers: int
+) -> list[list[Record]]:
+    """A slice's records per helper, in their order (``share`` from :func:`share_sources`)."""
+    parts: list[list[Record]] = [[] for _ in range(helpers)]
+    for record in records:
+        parts[share[record[0]]].append(record)
+    return parts
+
+
+def merged(results: Sequence[SliceResult], interval: GenerationInterval | None) -> SliceResult:
+    """The helpers' results for one slice as one: their source partitions are disjoint, so
+    rows, dead letters, deltas and gaps simply add up (each delta record's entries name
+    only its helper's partitions). ``interval``: what all of them learned so far."""
+    out = SliceResult(interval=interval)
+    for result in results:
+        out.rows.update(result.rows)
+        out.dead += result.dead
+        out.deltas += result.deltas
+        out.gaps += result.gaps
+    return out
+
+
 # In a process of its own (a ProcessPoolExecutor's initializer, then its tasks).
 _processor: SliceProcessor | None = None
 _PARENT_POLL_SECONDS = 0.5
@@ -189,7 +221,26 @@ def _exit_with(parent: int) -> None:
 
 
 def process_slice(
-    records: Sequence[Record], stored: Mapping[int, dict[str, Any]], now: float
+    records: Sequence[Record],
+    stored: Mapping[int, dict[str, Any]],
+    now: float,
+    chain: int | None = None,
 ) -> SliceResult:
+    """:class:`SliceProcessor` on a slice, in the helper. Slices sent with the same ``chain``
+    (the slices of one batch, all sent at once with the rows stored before the batch) follow
+    on from each other: each reads the rows the chain's earlier slices left, which the worker
+    has not written yet. So the helper works on a batch's next slice while the worker writes
+    the last one's results."""
+    global _chain
     assert _processor is not None, "start_process was not called in this process"
-    return _processor(records, stored, now)
+    if chain is None:
+        return _processor(records, stored, now)
+    if _chain[0] != chain:
+        _chain = (chain, {})
+    rows = _chain[1]
+    result = _processor(records, {**stored, **rows}, now)
+    rows.update(result.rows)
+    return result
+
+
+_chain: tuple[int | None, dict[int, dict[str, Any]]] = (None, {})

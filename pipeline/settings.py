@@ -72,5 +72,6 @@ class WorkerSettings:
     # False: counts, rates and growth only: no R_t, trend, users (for throughput); the CLI
     # then leaves ``movements`` empty too.
     virality: bool = True
-    # Stage 1's decoding and pre-aggregation in a helper process (agents.ingest.HelperProcess).
-    ingest_process: bool = False
+    # Helper processes for stage 1's decoding and pre-aggregation (agents.ingest.Helpers);
+    # 0: in the worker's own process.
+    ingest_processes: int = 0

@@ -1,6 +1,7 @@
 """Agents in Faust's in-memory test context: no broker, the agents' own logic only."""
 
 import asyncio
+from types import SimpleNamespace
 
 import faust
 import orjson
@@ -9,7 +10,7 @@ import pytest
 from agents import ingest as ingest_module
 from agents.app import Topology, create_app
 from agents.counters import children_of, counts_of, regions_of
-from agents.ingest import BATCH_SECONDS, sliced
+from agents.ingest import BATCH_SECONDS, slices
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
 from pipeline.settings import WorkerSettings
@@ -276,18 +277,16 @@ async def test_seeking_back_to_committed_offsets_stops_the_flow_first(app, monke
     assert seen == [False]
 
 
-async def test_a_batch_is_processed_in_slices_of_bounded_bytes():
+def test_a_batch_is_processed_in_slices_of_bounded_bytes():
     class Event:
-        def __init__(self, n: int) -> None:
+        def __init__(self, offset: int, n: int) -> None:
             self.value = b"x" * n
+            self.message = SimpleNamespace(partition=3, offset=offset, headers=[])
 
-    async def batches():
-        yield [Event(n) for n in (3, 3, 3, 10, 1, 1)]
-        yield [Event(2)]
-
-    got = [[len(e.value) for e in part] async for part in sliced(batches(), max_bytes=6)]
+    batch = [Event(i, n) for i, n in enumerate((3, 3, 3, 10, 1, 1))]
+    got = [[(sp, so, len(v)) for sp, so, v, _env in part] for part in slices(batch, max_bytes=6)]
     # In order, at most 6 bytes a slice unless one record alone is larger.
-    assert got == [[3, 3], [3], [10], [1, 1], [2]]
+    assert got == [[(3, 0, 3), (3, 1, 3)], [(3, 2, 3)], [(3, 3, 10)], [(3, 4, 1), (3, 5, 1)]]
 
 
 async def test_slices_of_one_batch_count_every_record_once(app, sent, monkeypatch):

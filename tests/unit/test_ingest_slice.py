@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from agents.app import Topology, create_app
-from agents.ingest import HelperProcess
+from agents.ingest import HelperProcess, Helpers
 from pipeline import deltas as wire
 from pipeline.ingest_slice import SliceConfig, SliceProcessor, empty_progress
 from pipeline.settings import WorkerSettings
@@ -109,7 +109,7 @@ async def run_slices(process) -> list[tuple]:
     out = []
     for records in SLICES:
         result = process(records, dict(rows), 1e9)
-        if asyncio.iscoroutine(result):
+        if asyncio.isfuture(result):
             result = await result
         rows.update(result.rows)
         interval = result.interval
@@ -127,20 +127,85 @@ async def test_a_helper_process_gives_what_the_worker_would_have_computed():
         helper.close()
     here = await run_slices(SliceProcessor(CONFIG))
     assert there == here
+    # Sent at once, chained, from the rows stored before them: each slice follows on from
+    # the one before it exactly as when sent one by one with the rows written in between.
+    helper = HelperProcess(CONFIG)
+    try:
+        chained = [await f for f in [helper(records, {}, 1e9, chain=7) for records in SLICES]]
+    finally:
+        helper.close()
+    assert [(r.rows, r.dead, r.deltas, r.gaps) for r in chained] == [h[:4] for h in here]
     assert [learned[1] for *_, learned in there] == [0, 2]
     assert there[1][1] == [(b"posts/0/1", "not_object", b"[1]")]
+
+
+# Four source partitions, in slices that interleave them, with a redelivery, a gap, a
+# rejected line and parent links within and across partitions.
+def envelope(sp: int, so: int) -> bytes:
+    return b"\n".join(line(100 * sp + 10 * so + k, ["a", f"t{sp}"], 600.0 + k) for k in range(5))
+
+
+MIXED = [
+    [(sp, so, envelope(sp, so), True) for so in range(2) for sp in range(4)],
+    [
+        (2, 2, line(7, ["b"], 700.0, parent="200"), False),
+        (0, 1, line(0, ["a"]), False),  # a redelivery
+        (1, 5, b"\n".join([line(8, ["a"], 650.0, parent="100"), b"[1]"]), True),  # after a gap
+        (3, 2, line(9, ["c"], 720.0, parent="0"), False),
+    ],
+]
+
+
+def posts_and_ranges(deltas: list[tuple[int, bytes]]) -> tuple[dict[str, int], list[tuple]]:
+    """Posts per tag over every entry, and every entry's offset ranges."""
+    posts: dict[str, int] = {}
+    ranges = []
+    for _target, entries in decoded(deltas):
+        for entry_ranges, _wm, tags in entries:
+            ranges += [tuple(r) for r in entry_ranges]
+            for tag, delta in tags.items():
+                posts[tag] = posts.get(tag, 0) + delta[0]
+    return posts, sorted(set(ranges))
+
+
+async def test_helpers_sharing_the_partitions_give_what_one_process_would():
+    here, rows = [], {}
+    process = SliceProcessor(CONFIG)
+    for records in MIXED:
+        result = process(records, dict(rows), 1e9)
+        rows.update(result.rows)
+        here.append(result)
+    helpers = Helpers(CONFIG, 3)
+    try:
+        futures = helpers.submit(MIXED, {}, 1e9, chain=1)
+        there = [await helpers.result(f) for f in futures]
+        assert len(helpers.pids()) == 3  # every helper had a share
+    finally:
+        helpers.close()
+    for a, b in zip(here, there, strict=True):
+        assert a.rows == b.rows
+        assert sorted(a.dead) == sorted(b.dead) and sorted(a.gaps) == sorted(b.gaps)
+        # Entries differ (one per helper, each naming its own partitions' ranges), but they
+        # cover the same records and carry the same posts.
+        assert posts_and_ranges(a.deltas) == posts_and_ranges(b.deltas)
+    assert len(decoded(there[0].deltas)) > len(decoded(here[0].deltas))  # shared, indeed
+    # Each helper learns the parent links within its partitions, and the worker adds them
+    # up. Here every link is within one helper's (partitions 0 and 3 share the first), and
+    # the helpers learned one each.
+    learned = [(r.interval.samples, list(r.interval.counts)) for r in (here[-1], there[-1])]
+    assert learned[0] == learned[1] and learned[0][0] == 3
 
 
 HELPER_OF_A_KILLED_WORKER = textwrap.dedent(
     """
     import asyncio, time
-    from agents.ingest import HelperProcess
+    from agents.ingest import Helpers, HelperProcess
     from pipeline.ingest_slice import SliceConfig
 
     async def main():
         helper = HelperProcess(SliceConfig("posts", 4))
         await helper([], {}, 0.0)
-        print(*helper.pids(), flush=True)
+        print(helper.pid(), flush=True)
         time.sleep(60)
 
     asyncio.run(main())
@@ -181,30 +246,45 @@ def test_the_helper_exits_when_its_worker_is_killed():
 @pytest.fixture
 def app_with_helper(tmp_path):
     settings = WorkerSettings(
-        broker="localhost:1", app_id="test-helper", data_dir=str(tmp_path), ingest_process=True
+        broker="localhost:1", app_id="test-helper", data_dir=str(tmp_path), ingest_processes=2
     )
     app = create_app(settings, Topology(posts=4, deltas=4))
     yield app
-    if app.spread_ingest.helper is not None:
-        app.spread_ingest.helper.close()
+    if app.spread_ingest.helpers is not None:
+        app.spread_ingest.helpers.close()
 
 
 async def test_the_worker_goes_on_without_a_helper_that_died(app_with_helper):
     ingest = app_with_helper.spread_ingest
     registry = app_with_helper.spread_registry
     value = line(1, ["a"])
-    first = await ingest._process([(0, 0, value, False)], {})
+    rows: dict[int, dict] = {}
+
+    async def ingest_slices(*records):
+        async for result in ingest._results([[r] for r in records], rows):
+            rows.update(result.rows)  # what the agent's write does to the table
+
+    await ingest_slices((0, 0, value, False), (1, 0, value, False))
     assert registry.get_sample_value("spread_ingest_helper_up") == 1
-    for pid in ingest.helper.pids():
-        os.kill(pid, signal.SIGKILL)
-    second = await ingest._process([(0, 1, value, False)], first.rows)
-    assert ingest.helper is None  # from now on in the worker's own process
-    assert second.rows[0]["off"] == 1 and second.rows[0]["acc"] == 2
+    [pid, _other] = ingest.helpers.pids()
+    os.kill(pid, signal.SIGKILL)
+    await ingest_slices((0, 1, value, False), (1, 1, value, False), (0, 2, value, False))
+    assert ingest.helpers is None  # from now on in the worker's own process
+    assert rows[0]["off"] == 2 and rows[0]["acc"] == 3
+    assert rows[1]["off"] == 1 and rows[1]["acc"] == 2
     assert registry.get_sample_value("spread_ingest_helper_up") == 0
 
 
 def test_auto_counts_the_cpus_the_worker_may_use(monkeypatch):
-    from agents.cli import usable_cpus
+    from click import BadParameter
+
+    from agents.cli import AUTO_HELPERS_MAX, helper_count, usable_cpus
+
+    assert [helper_count("auto", cpus) for cpus in (1, 2, 3, 64)] == [0, 2, 3, AUTO_HELPERS_MAX]
+    assert [helper_count(spec, 2) for spec in ("on", "off", "0", "5")] == [1, 0, 0, 5]
+    for bad in ("yes", "-1", "65", ""):
+        with pytest.raises(BadParameter):
+            helper_count(bad, 2)
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert usable_cpus() == 1  # pinned to one core: no helper
