@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -269,13 +270,32 @@ def helper_count(spec: str, cpus: int) -> int:
     raise click.BadParameter(f"{spec!r}: expected auto, on, off or a number of processes (0-64)")
 
 
-def usable_cpus() -> int:
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The CPUs this process may run on: its affinity where the OS has one (Linux), else
-    the machine's count (macOS)."""
+    the machine's count (macOS), and no more than its cgroup's CPU quota (a container's
+    ``--cpus``, a Kubernetes CPU limit), rounded down."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = cpu_quota(cgroup)
+    return cpus if quota is None else max(1, min(cpus, math.floor(quota)))
+
+
+def cpu_quota(cgroup: Path) -> float | None:
+    """The cgroup's CPU quota in CPUs (cgroup v2's ``cpu.max``, or v1's CFS quota), None
+    without one."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -275,7 +275,7 @@ async def test_the_worker_goes_on_without_a_helper_that_died(app_with_helper):
     assert registry.get_sample_value("spread_ingest_helper_up") == 0
 
 
-def test_auto_counts_the_cpus_the_worker_may_use(monkeypatch):
+def test_auto_counts_the_cpus_the_worker_may_use(tmp_path, monkeypatch):
     from click import BadParameter
 
     from agents.cli import AUTO_HELPERS_MAX, helper_count, usable_cpus
@@ -286,8 +286,26 @@ def test_auto_counts_the_cpus_the_worker_may_use(monkeypatch):
         with pytest.raises(BadParameter):
             helper_count(bad, 2)
 
+    none = tmp_path / "no-cgroup"
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    assert usable_cpus() == 1  # pinned to one core: no helper
+    assert usable_cpus(none) == 1  # pinned to one core: no helper
     monkeypatch.delattr(os, "sched_getaffinity")  # macOS has no affinity
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    assert usable_cpus() == 8
+    assert usable_cpus(none) == 8
+
+
+def test_auto_keeps_within_a_containers_cpu_quota(tmp_path, monkeypatch):
+    from agents.cli import usable_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    for cpu_max, cpus in (("max 100000", 16), ("250000 100000", 2), ("50000 100000", 1)):
+        (v2 / "cpu.max").write_text(cpu_max + "\n")  # docker --cpus, a Kubernetes limit
+        assert usable_cpus(v2) == cpus
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    for quota_us, cpus in (("-1", 16), ("300000", 3)):
+        (v1 / "cpu" / "cpu.cfs_quota_us").write_text(quota_us + "\n")
+        assert usable_cpus(v1) == cpus
