@@ -1,15 +1,15 @@
 """Stage 1: records of ``posts`` → validated, normalised, pre-aggregated ``hashtag-deltas``.
 
 Records are taken in batches (``stream.take_events``) and cut into slices; the work on a
-slice that needs no I/O is :class:`pipeline.ingest_slice.SliceProcessor`, run here or in a
-helper process (``--ingest-process``). Per record (one event or an envelope
-of many): decode and judge every line (:func:`pipeline.aggregate.summarise`), pre-aggregate
-per source partition, and dead-letter rejected lines to ``posts-rejected`` (value = the line's
-exact bytes, headers ``reason`` and ``source``). Per batch: one write per source partition of
-the progress table (accepted, rejected by reason, watermark, last offset counted),
-changelog-backed and keyed by the source partition; then one delta record per target
-partition of ``hashtag-deltas``, with one entry for the batch's new records that names the
-offset range it covers in each source partition.
+slice that needs no I/O is :class:`pipeline.ingest_slice.SliceProcessor`, run here or in
+helper processes (``--ingest-process``, :class:`Helpers`), each with a share of the batch's
+source partitions. Per record (one event or an envelope of many): decode and judge every
+line (:func:`pipeline.aggregate.summarise`), pre-aggregate, and dead-letter rejected lines to
+``posts-rejected`` (value = the line's exact bytes, headers ``reason`` and ``source``). Per
+slice: one write per source partition of the progress table (accepted, rejected by reason,
+watermark, last offset counted), changelog-backed and keyed by the source partition; then
+one delta record per target partition of ``hashtag-deltas`` (per helper), with one entry
+for the slice's new records that names the offset range it covers in each source partition.
 
 Redelivery (a crash or rebalance before the offset commit): records at or below the progress
 row's offset were counted already; their deltas are sent again, one entry per record, and

@@ -18,8 +18,9 @@ ids when few, else their HyperLogLog sketch in base64 (:func:`pipeline.virality.
 The last field splits the minutes' posts by region. Deltas written before these existed
 have four or six fields: no children, no users, no regions per minute.)
 
-A batch's new records make one entry whatever the number of source partitions in it, so a
-hashtag costs stage 2 one merge per batch, not one per source partition.
+A batch's new records make one entry whatever the number of source partitions in it (one
+per stage-1 helper process, each with its share of them), so a hashtag costs stage 2 one
+merge per batch and helper, not one per source partition.
 
 Idempotence: every stored value carries ``m``, the highest source offset applied per source
 partition. An entry whose ranges all end at or below their marks was applied already
