@@ -136,7 +136,7 @@ def main() -> None:
         f"{sent.events / replayed:,.0f} events/s)"
     )
     print(
-        f"worker peak RSS: {rss:,.0f} MiB with its helper process (the sum of their peaks; "
+        f"worker peak RSS: {rss:,.0f} MiB with its helper processes (the sum of their peaks; "
         f"{os.cpu_count()} cores, embedded broker)"
     )
     print(

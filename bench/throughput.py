@@ -8,10 +8,10 @@ All three read the same kind of records from the same embedded broker in one run
   event until ``/metrics`` shows every event read and every hashtag post applied (polled
   cheaply with ``name[]``: the sum of every hashtag's total must equal the workload's), then
   one full scrape, timed on its own, whose exported hashtag totals must all be exact; it
-  runs stage 1's decoding and pre-aggregation in its helper process (the default on a
-  machine with 2 cores or more);
+  runs stage 1's decoding and pre-aggregation in its helper processes (the default on a
+  machine with 2 cores or more: one per core, up to 4);
 - ours in one process (``--ingest-process off``), on the same broker after it: what the
-  helper process gives;
+  helper processes give;
 - ours without the virality signals (``--no-virality``: no movements, R_t, trend or unique
   users), on the same records replayed to a fresh broker: what those signals cost;
 - naive: Record model + ``group_by`` + one windowed-table write per event (DESIGN "Dataflow"),
@@ -253,7 +253,7 @@ def main() -> None:
     print(f"ours (worker, end to end)    : {ours_rate:>10,.0f} events/s, exact totals")
     print(
         f"ours in one process          : {one_process:>10,.0f} events/s "
-        f"(--ingest-process off: the helper gives {ours_rate / one_process:.2f}x)"
+        f"(--ingest-process off: the helpers give {ours_rate / one_process:.2f}x)"
     )
     print(f"bare aiokafka ceiling        : {ceiling_rate:>10,.0f} events/s")
     print(
