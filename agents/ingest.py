@@ -70,6 +70,8 @@ PROGRESS_TABLE = "ingest-progress"
 BATCH_RECORDS = 256
 BATCH_SECONDS = 0.2
 SLICE_BYTES = 8 * 1024 * 1024
+# Batches smaller than this go to one helper whatever their count (Helpers.submit).
+SHARE_MIN_BYTES = 1024 * 1024
 
 # Per slice of a batch sent to the helpers: (helper, its share's result) for each helper
 # with a share of it.
@@ -284,7 +286,11 @@ class Helpers:
     ) -> Pending:
         """Every slice of the batch, sent at once: per slice, one future per helper with a
         share of it (:meth:`result` takes them)."""
-        n = len(self.processes)
+        size = sum(len(value or b"") for records in batch for _sp, _so, value, _env in records)
+        # A small batch (single-event records, a light live feed) goes to one helper: shared,
+        # it would cost the event loop a round trip per helper and stage 2 a delta record per
+        # helper and target partition, while no helper is busy.
+        n = len(self.processes) if size >= SHARE_MIN_BYTES else 1
         share = share_sources((sp for records in batch for sp, *_ in records), n)
         pending: Pending = []
         try:

@@ -149,10 +149,10 @@ def test_worker_whose_helper_is_killed_mid_replay_goes_on_exactly(broker, make_w
         "the worker to count some events",
     )
     assert worker.scrape()["spread_ingest_helper_up"][()] == 1
-    helpers = wait_for(
-        lambda: len(helper_pids(worker)) == 2 and helper_pids(worker), 30, "two helpers"
-    )
-    os.kill(helpers[0], signal.SIGKILL)  # as the OOM killer would, whatever it was doing
+    # At this pace batches are small, and each goes to the first helper; the second is not
+    # started. Killed as the OOM killer would, whatever it was doing.
+    [helper] = helper_pids(worker)
+    os.kill(helper, signal.SIGKILL)
     finish(replay)
     result = wait_for(lambda: merged([worker], truth), 90, "the worker to count everything")
     assert_exact(result, truth)

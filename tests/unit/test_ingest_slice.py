@@ -11,6 +11,7 @@ import time
 import orjson
 import pytest
 
+from agents import ingest as ingest_module
 from agents.app import Topology, create_app
 from agents.ingest import HelperProcess, Helpers
 from pipeline import deltas as wire
@@ -168,7 +169,8 @@ def posts_and_ranges(deltas: list[tuple[int, bytes]]) -> tuple[dict[str, int], l
     return posts, sorted(set(ranges))
 
 
-async def test_helpers_sharing_the_partitions_give_what_one_process_would():
+async def test_helpers_sharing_the_partitions_give_what_one_process_would(monkeypatch):
+    monkeypatch.setattr(ingest_module, "SHARE_MIN_BYTES", 0)  # MIXED is small
     here, rows = [], {}
     process = SliceProcessor(CONFIG)
     for records in MIXED:
@@ -194,6 +196,15 @@ async def test_helpers_sharing_the_partitions_give_what_one_process_would():
     # the helpers learned one each.
     learned = [(r.interval.samples, list(r.interval.counts)) for r in (here[-1], there[-1])]
     assert learned[0] == learned[1] and learned[0][0] == 3
+
+
+async def test_a_small_batch_goes_to_one_helper():
+    helpers = Helpers(CONFIG, 2)
+    try:
+        [[(helper, future)], *_] = helpers.submit(MIXED, {}, 1e9, chain=1)
+        assert helper == 0 and (await future).rows
+    finally:
+        helpers.close()
 
 
 HELPER_OF_A_KILLED_WORKER = textwrap.dedent(
@@ -254,7 +265,8 @@ def app_with_helper(tmp_path):
         app.spread_ingest.helpers.close()
 
 
-async def test_the_worker_goes_on_without_a_helper_that_died(app_with_helper):
+async def test_the_worker_goes_on_without_a_helper_that_died(app_with_helper, monkeypatch):
+    monkeypatch.setattr(ingest_module, "SHARE_MIN_BYTES", 0)  # both helpers, for small slices
     ingest = app_with_helper.spread_ingest
     registry = app_with_helper.spread_registry
     value = line(1, ["a"])
