@@ -155,12 +155,18 @@ def main() -> None:
                 target=lambda: asyncio.run(produce(b, source, rate, seconds, acked))
             )
             samples = []
+            unanswered = 0
             t0 = time.perf_counter()
             sender.start()
             try:
                 while sender.is_alive():
                     time.sleep(SAMPLE_EVERY)
                     m = progress(worker.url, POLL)
+                    if not m:
+                        # No answer within the poll's timeout: not a sample (it would read as
+                        # nothing counted), but said in the summary.
+                        unanswered += 1
+                        continue
                     _, _, size, took = scrape(worker.url)
                     samples.append(
                         (
@@ -205,7 +211,8 @@ def main() -> None:
         f"({per_hashtag(samples[2 * third :]):,.0f} bytes per new hashtag); "
         f"lag max {max(lags):,.0f} events, last {lags[-1]:,.0f}; /metrics at most "
         f"{max(s[6] for s in samples) / 1e3:,.0f} kB, scrape median "
-        f"{sorted(s[7] for s in samples)[len(samples) // 2] * 1000:,.0f} ms"
+        f"{sorted(s[7] for s in samples)[len(samples) // 2] * 1000:,.0f} ms; "
+        f"{unanswered} polls unanswered within 30 s"
     )
 
 
