@@ -166,7 +166,7 @@ AUTO_HELPERS_MAX = 4
     callback=lambda _ctx, _param, value: helper_count(value, usable_cpus()),
     help="Decode, validate and pre-aggregate posts in N helper processes beside the worker's "
     "event loop, each with a share of its posts partitions; the loop then has its core for the "
-    f"counters and the writes. on: 1; off: none; auto: one per CPU the worker may use, up to "
+    "counters and the writes. on: 1; off: none; auto: one per CPU the worker may use, up to "
     f"{AUTO_HELPERS_MAX}, when it may use 2 or more.",
 )
 def worker(
