@@ -68,7 +68,7 @@ _VALUES = st.one_of(
     st.sampled_from(
         ["null", "true", "1", "-0", "0.5", "1e308", "1e309", "-1e400", "2e-400", "1E3", "[]", "{}",
          '["a"]', '["a", 1]', '[["a"]]', '{"a": "b"}', "18446744073709551616", "1" * 400,
-         '"\\ud800"', '"\\ud83d\\ude00"', '"a\\u0000"', '"\xff"', '"\xed\xa0\x80"', "NaN"]
+         '"\\ud800"', '"\\ud83d\\ude00"', '"a\\u0000"', '"a<FF>"', '"\ud800"', "NaN"]
     ),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     st.integers().map(str),
@@ -87,7 +87,9 @@ def _lines(draw: st.DrawFn) -> bytes:
     pairs = [(k, draw(v)) for k, v in fields if draw(st.integers(0, 9))]  # usually present
     pairs += draw(st.lists(st.tuples(_KEYS, _VALUES), max_size=4))
     pairs = draw(st.permutations(pairs))
+    # Raw bytes that are not UTF-8: a lone surrogate encoded as such, and <FF> as 0xff.
     line = ("{" + ",".join(f'"{k}":{v}' for k, v in pairs) + "}").encode("utf-8", "surrogatepass")
+    line = line.replace(b"<FF>", b"\xff")
     if draw(st.booleans()):  # a byte mangled: a truncation, a stray character, a bad byte
         i = draw(st.integers(0, len(line)))
         line = line[:i] + draw(st.sampled_from([b"", b",", b"}", b"\xff", b"\x0c", b" ", b"e9"]))
