@@ -315,8 +315,6 @@ class Helpers:
             result = await future
             self._learned[i] = result.interval
             results.append(result)
-        if len(self.processes) == 1:
-            return results[0]
         learned = [interval for interval in self._learned if interval is not None]
         interval = None
         if learned:
