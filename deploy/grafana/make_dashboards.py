@@ -571,7 +571,7 @@ health = dashboard(
             8,
             6,
             8,
-            "A worker without its helper process (turned off, or the helper died: see its "
+            "A worker without its helper processes (turned off, or one died: see its "
             "log) counts more slowly on a machine with cores to spare.",
         ),
         panel(
