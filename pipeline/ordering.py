@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,8 +38,16 @@ class OrderStats:
 
 
 def reorder(items: Iterable[Timed], buffer: int, stats: OutOfOrderCount) -> Iterator[Timed]:
-    """Bounded reordering of one stream (see the module docstring)."""
+    """Bounded reordering of one stream (see the module docstring).
+
+    What comes out is what one min-heap of every buffered event on ``(ts, arrival)`` would
+    give. Most files are nearly sorted, so events that arrive in order wait in a FIFO run
+    (O(1) each) and only those that arrive behind the run's newest go into a heap; the next
+    event out is the smaller of the two fronts. A heap of everything cost a sift through
+    ~18 levels of tuple comparisons per event: a fifth of ``spread replay``'s CPU.
+    """
     heap: list[tuple[float, int, bytes]] = []
+    run: deque[tuple[float, int, bytes]] = deque()
     seq = itertools.count()  # ties keep file order; bytes are never compared
     last = float("-inf")
     for ts, line in items:
@@ -49,15 +58,26 @@ def reorder(items: Iterable[Timed], buffer: int, stats: OutOfOrderCount) -> Iter
             stats.out_of_order += 1
             yield ts, line
             continue
-        if len(heap) < buffer:
-            heapq.heappush(heap, (ts, next(seq), line))
-            continue
-        ts0, _, line0 = heapq.heappushpop(heap, (ts, next(seq), line))
-        last = ts0
+        item = (ts, next(seq), line)
+        if not run or ts >= run[-1][0]:
+            run.append(item)
+        else:
+            heapq.heappush(heap, item)
+        if len(run) + len(heap) > buffer:
+            ts0, _, line0 = _pop_oldest(run, heap)
+            last = ts0
+            yield ts0, line0
+    while run or heap:
+        ts0, _, line0 = _pop_oldest(run, heap)
         yield ts0, line0
-    while heap:
-        ts0, _, line0 = heapq.heappop(heap)
-        yield ts0, line0
+
+
+def _pop_oldest(
+    run: deque[tuple[float, int, bytes]], heap: list[tuple[float, int, bytes]]
+) -> tuple[float, int, bytes]:
+    if heap and (not run or heap[0] < run[0]):
+        return heapq.heappop(heap)
+    return run.popleft()
 
 
 def sort_all(items: Iterable[Timed]) -> Iterator[Timed]:
