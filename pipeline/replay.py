@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from pipeline import hashtags
@@ -68,24 +69,34 @@ class ReplayStats:
         return self.events / self.elapsed if self.elapsed > 0 else 0.0
 
 
+class _Timed(msgspec.Struct):
+    ts: Any = None
+
+
+# Only ``ts`` is read: msgspec skips the other fields without building them, ~5x faster than
+# orjson's whole dict, which was a fifth of ``spread replay``'s CPU.
+_decode_timed = msgspec.json.Decoder(_Timed).decode
+
+
 def event_time(line: bytes, latest: float | None = None) -> float | None:
     """The ``ts`` of a line if it is a JSON object with a finite numeric ``ts`` in range.
 
     Out of range (negative, or after ``latest``: by default the clock plus the worker's
     ``max_future_seconds``) counts as no time at all: the worker rejects such an event, and
-    one line dated 33658 must not stop the pacing of the rest of a file for ever.
+    one line dated 33658 must not stop the pacing of the rest of a file for ever. The other
+    fields are skipped unchecked, so a line broken only elsewhere (bad UTF-8 in a string, a
+    number out of range) keeps its place in event time; the worker dead-letters it all the same.
     """
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        ts = _decode_timed(line).ts
+    except msgspec.MsgspecError:
         return None
-    if type(obj) is dict:
-        ts = obj.get("ts")
-        if type(ts) in (int, float) and math.isfinite(ts):
-            if latest is None:
-                latest = time.time() + DEFAULT_LIMITS.max_future_seconds
-            if 0 <= ts <= latest:
-                return float(ts)
+    # An int may have 400 digits (msgspec keeps it exact): compared, never made a float first.
+    if type(ts) is int or (type(ts) is float and math.isfinite(ts)):
+        if latest is None:
+            latest = time.time() + DEFAULT_LIMITS.max_future_seconds
+        if 0 <= ts <= latest:
+            return float(ts)
     return None
 
 
