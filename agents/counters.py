@@ -187,6 +187,7 @@ class Counters:
         wm_seen = self.delta_watermark
         # minute -> its window range: Faust's ``ranges`` builds a list per call.
         range_of: dict[int, Any] = {}
+        index = self._index
         for partition, entries in batch:
             for entry_ranges, wm, tags in entries:
                 ranges_ = wire.marked(entry_ranges)
@@ -247,8 +248,11 @@ class Counters:
                         new_buckets[key] = (partition, bucket)
                         if counted:
                             recent.add(tag, int(minute), count)
-                        if self._index is not None:
-                            self._index.setdefault(int(minute), set()).add(tag)
+                        if index is not None:
+                            tags_at = index.get(minute)
+                            if tags_at is None:
+                                tags_at = index[int(minute)] = set()
+                            tags_at.add(tag)
         self.delta_watermark = wm_seen
         self.batches_applied += 1
         return (
@@ -275,11 +279,13 @@ class Counters:
         owned = owned_partitions(self.app, self.topic)
         ranges = table.window.ranges
         out: list[tuple[int, Any, None]] = []
+        partition_of = self.partition_of
         for minute in [m for m in self._index if m + MINUTE <= cutoff]:
+            rng = ranges(float(minute))[0]  # Faust builds a list per call: once per minute
             for tag in self._index.pop(minute):
-                key = (tag, ranges(float(minute))[0])
-                partition = self.partition_of(tag)
-                if key in buckets and partition in owned:
+                key = (tag, rng)
+                partition = partition_of(tag)
+                if partition in owned and key in buckets:
                     out.append((partition, key, None))
         self.buckets_expired += len(out)
         return out
