@@ -60,3 +60,29 @@ def test_a_few_users_are_kept_exactly_as_a_sorted_list_then_as_a_sketch():
     stored = unions.merge("t", stored, users.pack(set(many)))  # past EXACT: a sketch
     assert isinstance(stored, str)
     assert users.estimate(stored) == pytest.approx(users.EXACT + 3, abs=0.5)
+
+
+def test_the_union_cache_keeps_to_its_byte_budget_and_stays_exact():
+    rng = random.Random(3)
+    unions = users.Unions(budget_bytes=20_000)
+    stored: dict[str, object] = {}
+    seen: dict[str, set[str]] = {}
+    for _ in range(600):
+        tag = f"t{rng.randrange(12)}"
+        batch = {f"u{rng.randrange(3_000)}" for _ in range(rng.randrange(1, 40))}
+        seen.setdefault(tag, set()).update(batch)
+        stored[tag] = unions.merge(tag, stored.get(tag), users.pack(batch))
+        assert unions._bytes == sum(len(text) for text, _ in unions._unions.values())
+        assert unions._bytes <= 20_000 or len(unions) == 1
+    assert 1 <= len(unions) < 12  # some were evicted, and rebuilt from their text when merged
+    for tag, ids in seen.items():
+        assert users.estimate(stored[tag]) == pytest.approx(len(ids), rel=0.02)
+
+
+@pytest.mark.parametrize("stored", [None, [], ["b", "d"], [f"u{i:02}" for i in range(60)]])
+def test_a_short_list_takes_new_ids_in_order_and_repeats_once(stored):
+    before = list(stored) if stored is not None else None
+    incoming = ["d", "a", "u05", "z", "a"]
+    merged = users.Unions().merge("t", stored, incoming)
+    assert merged == sorted(set(stored or []) | set(incoming))  # 63 at most: still a list
+    assert stored == before  # the stored value is another's: not changed in place
