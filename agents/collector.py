@@ -363,14 +363,18 @@ class HashtagCollector(_Collector):
         tracked, _ = counters.owned_stats(owned)
         state = (counters.batches_applied, owned, watermark, tracked)
         if state != self._state:
+            ranked = True
             if self._capped(tracked) and watermark is not None:
-                self.ranking.refresh(owned, watermark)
+                # Not due: the previous choice is kept, and the next round tries again.
+                ranked = self.ranking.due()
+                if ranked:
+                    self.ranking.refresh(owned, watermark)
             else:
                 self.ranking.clear()
             exported, _ = self.exported(owned, rank=False)
             exported.update(self._movements(owned))
             self.signals = self._compute(exported, watermark)
-            self._state = state
+            self._state = state if ranked else None
         self.computed_at = time.time()
 
     def exported(self, owned: frozenset[int], rank: bool = True) -> tuple[dict[str, dict], int]:

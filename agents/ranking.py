@@ -17,6 +17,7 @@ place.
 from __future__ import annotations
 
 import heapq
+import time
 from typing import TYPE_CHECKING
 
 from agents.changelog import plain_dict
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 INTERVAL = 5.0  # seconds between two rounds: how late a new trend gets its series, at most
 BUDGET = 4000  # tags scored per ranking at most: ~0.1 s, 2 % of a core at INTERVAL
+# The most of the event loop's time the ranking may take. Scoring a tag reads HISTORY
+# minute buckets from tables of millions, so a ranking of BUDGET tags took ~0.45 s under the
+# soak's long tail (9 % of a saturated loop at INTERVAL), time taken from counting.
+SHARE = 0.05
 
 
 class Ranking:
@@ -41,13 +46,23 @@ class Ranking:
         self.virality = virality
         self.chosen: list[str] | None = None  # None: not ranked (yet, or no need)
         self.exact = True  # the last ranking scored every tag that could enter the top k
+        self._next_at = float("-inf")  # time.monotonic() before which a ranking is not due
 
     def clear(self) -> None:
         """Every owned hashtag is exported: nothing to choose (yet)."""
         self.chosen, self.exact = None, True
 
+    def due(self) -> bool:
+        """Whether the last ranking's duration, at most ``SHARE`` of the time since it
+        started, allows another (or nothing is chosen yet): a ranking that took 0.45 s waits
+        9 s, one of 0.1 s the timer's ``INTERVAL``. Under load new trends get their series
+        later, and the time goes to counting instead."""
+        return self.chosen is None or time.monotonic() >= self._next_at
+
     def refresh(self, owned: frozenset[int], watermark: float) -> None:
+        start = time.monotonic()
         self.chosen = self._rank(owned, watermark)
+        self._next_at = start + (time.monotonic() - start) / SHARE
 
     def _rank(self, owned: frozenset[int], watermark: float) -> list[str]:
         counters = self.counters

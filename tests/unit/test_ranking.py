@@ -5,6 +5,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agents import ranking
 from pipeline.virality.activity import RecentPosts, score_bound
 from pipeline.virality.topk import select, top_active
 from pipeline.virality.trend import CURRENT, trend_score
@@ -94,3 +95,31 @@ def test_top_active_skips_tags_that_are_not_candidates_and_stops_at_its_budget()
     assert chosen[0] == "big" and len(chosen) == 3  # then any two of the 100 equal ones
     chosen, scored, exact = top_active(recent.groups(), score, 3, budget=1000)
     assert exact and scored == 101 and chosen == ["big", "t00", "t01"]
+
+
+def test_a_long_ranking_waits_in_proportion_before_the_next(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(ranking.time, "monotonic", lambda: clock[0])
+
+    class Timed(ranking.Ranking):
+        took = 0.0
+
+        def _rank(self, owned, watermark):
+            clock[0] += self.took
+            return ["metoo"]
+
+    r = Timed(counters=None, k=1)
+    assert r.due()  # nothing chosen yet
+    r.took = 0.45
+    r.refresh(frozenset(), 0.0)
+    clock[0] += 0.45 / ranking.SHARE - 0.45 - 0.01
+    assert not r.due()  # it would take more than SHARE of the time since the last began
+    clock[0] += 0.02
+    assert r.due()
+    r.took = 0.01
+    r.refresh(frozenset(), 0.0)
+    clock[0] += ranking.INTERVAL
+    assert r.due()  # a quick ranking leaves the timer's interval in charge
+    r.clear()
+    clock[0] -= 1e6
+    assert r.due()  # cleared: chosen again at once, whatever the clock
