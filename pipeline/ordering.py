@@ -11,7 +11,8 @@ minute buckets a live dashboard fills first):
 - Files are then merged by ``ts`` (``heapq.merge``), so several archives replay as one
   stream.
 - Lines without a usable ``ts`` (broken lines, which the worker will dead-letter) pass
-  straight through.
+  straight through. A line broken only in another field keeps its ``ts`` and its place
+  (:func:`pipeline.replay.event_time` reads nothing else).
 """
 
 from __future__ import annotations
