@@ -34,12 +34,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import itertools
 import random
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -149,34 +151,46 @@ def counted(url: str) -> float | None:
     return None
 
 
-def sustained(tags: int, speed: float, rate: float, workdir: Path, minutes: float) -> float:
-    """Events/s a fresh worker counts over the last ``SUSTAINED_LAST`` minutes, while the
-    soak's producer sends its workload at ``rate`` for ``minutes`` (see the module docstring)."""
-    with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker-sus.log")) as broker:
+@contextlib.contextmanager
+def under_load(
+    workdir: Path, app_id: str, tags: int, rate: float, speed: float, seconds: float
+) -> Iterator[tuple[Worker, threading.Thread, list[int]]]:
+    """A fresh worker on a broker of its own (it must not start with another run's records),
+    and the soak's producer sending ``rate`` events/s for ``seconds``, started in a thread:
+    yields the worker, the thread and the count of events acknowledged."""
+    with EmbeddedBroker(port=free_port(), log_path=str(workdir / f"{app_id}-broker.log")) as broker:
         b = broker.bootstrap
         asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8}))
-        worker = Worker(b, workdir, app_id="soak-sustained")
+        worker = Worker(b, workdir, app_id=app_id)
         worker.wait_up()
         acked = [0]
         source = LongTail(tags, rate, speed)
         sender = threading.Thread(
-            target=lambda: asyncio.run(produce(b, source, rate, minutes * 60, acked))
+            target=lambda: asyncio.run(produce(b, source, rate, seconds, acked))
         )
-        t0 = time.perf_counter()
         sender.start()
-        start = end = None
         try:
-            while sender.is_alive():
-                time.sleep(1.0)
-                if start is None and time.perf_counter() - t0 >= (minutes - SUSTAINED_LAST) * 60:
-                    n = counted(worker.url)
-                    start = None if n is None else (time.perf_counter(), n)
-            n = counted(worker.url)
-            end = None if n is None else (time.perf_counter(), n)
-            lag = acked[0] - (n or 0)
+            yield worker, sender, acked
         finally:
             sender.join()
             worker.stop()
+
+
+def sustained(tags: int, speed: float, rate: float, workdir: Path, minutes: float) -> float:
+    """Events/s a fresh worker counts over the last ``SUSTAINED_LAST`` minutes, while the
+    soak's producer sends its workload at ``rate`` for ``minutes`` (see the module docstring)."""
+    start = end = None
+    with under_load(workdir, "soak-sustained", tags, rate, speed, minutes * 60) as load:
+        worker, sender, acked = load
+        t0 = time.perf_counter()  # the sender has just started
+        while sender.is_alive():
+            time.sleep(1.0)
+            if start is None and time.perf_counter() - t0 >= (minutes - SUSTAINED_LAST) * 60:
+                n = counted(worker.url)
+                start = None if n is None else (time.perf_counter(), n)
+        n = counted(worker.url)
+        end = None if n is None else (time.perf_counter(), n)
+        lag = acked[0] - (n or 0)
     if start is None or end is None:
         raise SystemExit("the sustained peak could not be read from the worker")
     if lag <= rate:  # less than a second behind: it kept up, so this is a lower bound
@@ -203,48 +217,34 @@ def main() -> None:
         top = sustained(args.tags, args.speed, fresh, workdir, args.sustained_minutes)
         rate = args.load * top
         print(f"sustained peak {top:,.0f} events/s; soak at {rate:,.0f}", file=sys.stderr)
-        # A broker of its own: the soak worker must not start with the peak run's records.
-        with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker2.log")) as broker:
-            b = broker.bootstrap
-            asyncio.run(ensure_topics(b, {POSTS: 8, REJECTED: 8}))
-            worker = Worker(b, workdir, app_id="soak")
-            worker.wait_up()
-            acked = [0]
-            source = LongTail(args.tags, rate, args.speed)
-            sender = threading.Thread(
-                target=lambda: asyncio.run(produce(b, source, rate, seconds, acked))
-            )
-            samples = []
-            unanswered = 0
-            t0 = time.perf_counter()
-            sender.start()
-            try:
-                while sender.is_alive():
-                    time.sleep(SAMPLE_EVERY)
-                    m = progress(worker.url, POLL)
-                    if not m:
-                        # No answer within the poll's timeout: not a sample (it would read as
-                        # nothing counted), but said in the summary.
-                        unanswered += 1
-                        continue
-                    _, _, size, took = scrape(worker.url)
-                    samples.append(
-                        (
-                            time.perf_counter() - t0,
-                            rss_bytes(worker.proc.pid),
-                            acked[0] - m.get("spread_events_total", 0),
-                            m.get("spread_hashtags_tracked", 0),
-                            m.get("spread_minute_buckets", 0),
-                            m.get("spread_minute_buckets_expired_total", 0),
-                            size,
-                            took,
-                        )
+        samples = []
+        unanswered = 0
+        with under_load(workdir, "soak", args.tags, rate, args.speed, seconds) as load:
+            worker, sender, acked = load
+            t0 = time.perf_counter()  # the sender has just started
+            while sender.is_alive():
+                time.sleep(SAMPLE_EVERY)
+                m = progress(worker.url, POLL)
+                if not m:
+                    # No answer within the poll's timeout: not a sample (it would read as
+                    # nothing counted), but said in the summary.
+                    unanswered += 1
+                    continue
+                _, _, size, took = scrape(worker.url)
+                samples.append(
+                    (
+                        time.perf_counter() - t0,
+                        rss_bytes(worker.proc.pid),
+                        acked[0] - m.get("spread_events_total", 0),
+                        m.get("spread_hashtags_tracked", 0),
+                        m.get("spread_minute_buckets", 0),
+                        m.get("spread_minute_buckets_expired_total", 0),
+                        size,
+                        took,
                     )
-                    if worker.proc.poll() is not None:
-                        raise SystemExit(f"the worker exited: see {worker.log}")
-            finally:
-                sender.join()
-                worker.stop()
+                )
+                if worker.proc.poll() is not None:
+                    raise SystemExit(f"the worker exited: see {worker.log}")
     print(f"{'t (s)':>6} {'RSS MiB':>8} {'lag':>8} {'hashtags':>9} {'buckets':>9} "
           f"{'expired':>9} {'/metrics':>9} {'scrape':>7}")  # fmt: skip
     for t, rss, lag, tracked, buckets, expired, size, took in samples[2::3]:

@@ -81,9 +81,9 @@ class Unions:
         # A union's memory follows its sketch, and so does its stored text: measured, ~1 KB
         # against 0.55 KB of text at 100 users, ~7 against 5.4 at 1,000, ~8 against 11 as a
         # full HLL. So the cache is bounded by the texts' length, not by a count alone: 4,096
-        # unions were too few for a long tail (a million hashtags, ~10,000 of them past
-        # EXACT users: rebuilding the evicted ones was a fifth of what unique users cost
-        # stage 2), and a count does not say how much memory they hold.
+        # unions were too few for the soak's long tail (a million hashtags, by estimate
+        # ~10,000 of them past EXACT users: rebuilding the evicted ones was a fifth of what
+        # unique users cost stage 2), and a count does not say how much memory they hold.
         self.budget_bytes = budget_bytes
         self._bytes = 0
 
