@@ -30,6 +30,7 @@ import asyncio
 import itertools
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -246,7 +247,7 @@ class HelperProcess:
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=start_process,
-            initargs=(config,),
+            initargs=(config, os.getpid()),
         )
 
     def __call__(

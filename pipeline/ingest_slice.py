@@ -199,19 +199,21 @@ _processor: SliceProcessor | None = None
 _PARENT_POLL_SECONDS = 0.5
 
 
-def start_process(config: SliceConfig) -> None:
-    """Initialise a helper process. It ignores SIGINT and SIGTERM: Ctrl-C in a terminal
-    reaches the whole process group, and the worker, not its helper, decides when to stop
-    (the helper ends when the worker closes the pool, or exits on its own if the worker
-    dies)."""
+def start_process(config: SliceConfig, worker: int) -> None:
+    """Initialise a helper process of the worker whose pid is ``worker``. It ignores SIGINT
+    and SIGTERM: Ctrl-C in a terminal reaches the whole process group, and the worker, not
+    its helper, decides when to stop (the helper ends when the worker closes the pool, or
+    exits on its own if the worker dies)."""
     global _processor
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _processor = SliceProcessor(config)
     # A worker killed with SIGKILL cannot close the pool, and the helper would wait for its
     # next task for ever: the task queue's pipe never reads EOF, as the helper holds a
-    # write end of it too.
-    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
+    # write end of it too. The worker's pid comes from the worker: read here with getppid(),
+    # it was already init's when the worker died while this helper started, and the helper
+    # then waited for ever (one was left behind by a CI run).
+    threading.Thread(target=_exit_with, args=(worker,), daemon=True).start()
+    _processor = SliceProcessor(config)
 
 
 def _exit_with(parent: int) -> None:

@@ -321,3 +321,17 @@ def test_auto_keeps_within_a_containers_cpu_quota(tmp_path, monkeypatch):
     for quota_us, cpus in (("-1", 16), ("300000", 3)):
         (v1 / "cpu" / "cpu.cfs_quota_us").write_text(quota_us + "\n")
         assert usable_cpus(v1) == cpus
+
+
+def test_a_helper_whose_worker_is_already_gone_exits_at_once():
+    # The worker died while its helper started, so the helper's parent is no longer the
+    # worker it was started for (here a pid that is not this child's parent stands for that
+    # worker): the helper must exit, not wait for a task for ever.
+    code = (
+        "import os, time\n"
+        "from pipeline.ingest_slice import SliceConfig, start_process\n"
+        "start_process(SliceConfig('posts', 4), os.getppid() + 1)\n"
+        "time.sleep(60)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    assert done.returncode == 0
