@@ -141,16 +141,6 @@ def peak(bootstrap: str, tags: int, workdir: Path) -> float:
         worker.stop()
 
 
-def counted(url: str) -> float | None:
-    """Events the worker counted, asked up to three times (a busy worker may not answer a
-    poll within its 30 s)."""
-    for _ in range(3):
-        m = progress(url, POLL)
-        if m:
-            return m.get("spread_events_total", 0.0)
-    return None
-
-
 @contextlib.contextmanager
 def under_load(
     workdir: Path, app_id: str, tags: int, rate: float, speed: float, seconds: float
@@ -186,9 +176,9 @@ def sustained(tags: int, speed: float, rate: float, workdir: Path, minutes: floa
         while sender.is_alive():
             time.sleep(1.0)
             if start is None and time.perf_counter() - t0 >= (minutes - SUSTAINED_LAST) * 60:
-                n = counted(worker.url)
+                n = worker.counted()[0]
                 start = None if n is None else (time.perf_counter(), n)
-        n = counted(worker.url)
+        n = worker.counted()[0]
         end = None if n is None else (time.perf_counter(), n)
         lag = acked[0] - (n or 0)
     if start is None or end is None:
