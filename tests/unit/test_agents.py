@@ -8,26 +8,10 @@ import orjson
 import pytest
 
 from agents import ingest as ingest_module
-from agents.app import Topology, create_app
 from agents.counters import children_of, counts_of, regions_of
 from agents.ingest import BATCH_SECONDS, slices
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
-from pipeline.settings import WorkerSettings
-from tests.unit.fake_producer import Producer
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    settings = WorkerSettings(broker="localhost:1", app_id="test-agents", data_dir=str(tmp_path))
-    app = create_app(settings, Topology(posts=4, deltas=4))
-    app.finalize()
-    app.flow_control.resume()
-    # What the agents write to changelogs goes to a stand-in producer: there is no broker.
-    producer = Producer()
-    monkeypatch.setattr(app.spread_writer, "_producer", producer)
-    app.changelog_producer = producer
-    return app
 
 
 async def put_record(agent, ranges: list[tuple[int, int, int]], *events: dict) -> None:
@@ -278,12 +262,10 @@ async def test_seeking_back_to_committed_offsets_stops_the_flow_first(app, monke
 
 
 def test_a_batch_is_processed_in_slices_of_bounded_bytes():
-    class Event:
-        def __init__(self, offset: int, n: int) -> None:
-            self.value = b"x" * n
-            self.message = SimpleNamespace(partition=3, offset=offset, headers=[])
-
-    batch = [Event(i, n) for i, n in enumerate((3, 3, 3, 10, 1, 1))]
+    batch = [
+        SimpleNamespace(partition=3, offset=i, value=b"x" * n, headers=[])
+        for i, n in enumerate((3, 3, 3, 10, 1, 1))
+    ]
     got = [[(sp, so, len(v)) for sp, so, v, _env in part] for part in slices(batch, max_bytes=6)]
     # In order, at most 6 bytes a slice unless one record alone is larger.
     assert got == [[(3, 0, 3), (3, 1, 3)], [(3, 2, 3)], [(3, 3, 10)], [(3, 4, 1), (3, 5, 1)]]
