@@ -169,6 +169,14 @@ AUTO_HELPERS_MAX = 4
     "counters and the writes. on: 1; off: none; auto: one per CPU the worker may use, up to "
     f"{AUTO_HELPERS_MAX}, when it may use 2 or more.",
 )
+@click.option(
+    "--record-delivery",
+    type=click.Choice(["fetch", "faust"]),
+    default="fetch",
+    hidden=True,  # for bench/throughput.py: Faust's own per-record path, to compare
+    help="fetch: stage 1 takes the records of posts a fetch at a time (agents/batches.py); "
+    "faust: one by one, as Faust delivers them.",
+)
 def worker(
     broker_addr: str | None,
     metrics_port: int,
@@ -188,6 +196,7 @@ def worker(
     grace_seconds: float,
     virality: bool,
     ingest_processes: int,
+    record_delivery: str,
 ) -> None:
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
@@ -235,6 +244,8 @@ def worker(
     )
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[deltas_topic(app_id)]))
+    if record_delivery == "fetch":
+        app.spread_ingest.batches.install()
     click.echo(
         f"worker {app_id}: broker {bootstrap}, metrics on "
         f"http://{metrics_host}:{metrics_port}/metrics",

@@ -1,6 +1,7 @@
 """Stage 1: records of ``posts`` → validated, normalised, pre-aggregated ``hashtag-deltas``.
 
-Records are taken in batches (``stream.take_events``) and cut into slices; the work on a
+Records are taken a fetch or more at a time (:mod:`agents.batches`; Faust's
+``stream.take_events`` where that is not installed) and cut into slices; the work on a
 slice that needs no I/O is :class:`pipeline.ingest_slice.SliceProcessor`, run here or in
 helper processes (``--ingest-process``, :class:`Helpers`), each with a share of the batch's
 source partitions. Per record (one event or an envelope of many): decode and judge every
@@ -37,6 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
+from agents.batches import Batches
 from agents.changelog import plain_dict
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER, REASONS
 from pipeline.ingest_slice import (
@@ -56,6 +58,7 @@ from pipeline.virality.generation import GenerationInterval
 
 if TYPE_CHECKING:
     import faust
+    from faust.types import Message
 
     from agents.app import Topology
     from agents.changelog import ChangelogWriter
@@ -63,13 +66,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROGRESS_TABLE = "ingest-progress"
-# Records taken at a time, then processed in slices of at most SLICE_BYTES: single-event
-# records make batches of 256 (each batch costs a progress write the broker acknowledges and
-# the deltas sends, so fewer, larger ones are cheaper: +15 % on single-event records), while
-# envelopes of 1,000 events (~120 KB) still make slices of ~64 records, ~64k events, between
-# which a scrape gets its turn.
+# With Faust's delivery (agents.batches not installed), records taken at a time: each batch
+# costs a progress write the broker acknowledges and the deltas sends, so fewer, larger ones
+# are cheaper (256 against 64: +15 % on single-event records).
 BATCH_RECORDS = 256
 BATCH_SECONDS = 0.2
+# Batches are processed in slices of at most this many bytes of record values: envelopes of
+# 1,000 events (~120 KB) make slices of ~64 records, ~64k events, between which a scrape
+# gets its turn.
 SLICE_BYTES = 8 * 1024 * 1024
 # Batches smaller than this go to one helper whatever their count (Helpers.submit).
 SHARE_MIN_BYTES = 1024 * 1024
@@ -112,7 +116,7 @@ class Ingest:
         async def ingest(stream: faust.StreamT) -> None:
             progress = self.progress
             progress_rows = plain_dict(progress)
-            async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
+            async for batch in self._batches(stream):
                 async for result in self._results(slices(batch), progress_rows):
                     for sp, expected, got in result.gaps:
                         self._gap(config.topic, sp, expected, got)
@@ -136,6 +140,16 @@ class Ingest:
                         await deltas.send(value=value, partition=target)
 
         self.agent = ingest
+        # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
+        self.batches = Batches(app, config.topic)
+
+    def _batches(self, stream: faust.StreamT) -> AsyncIterator[Sequence[Message]]:
+        """The records of ``posts``, a list at a time, each acknowledged when the next one is
+        asked for: a fetch or more at a time (:mod:`agents.batches`), or Faust's events taken
+        in batches where that is not installed."""
+        if self.batches.installed:
+            return self.batches.take()
+        return _messages(stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS))
 
     async def _results(
         self, batch: list[list[Record]], progress_rows: Mapping[int, dict[str, Any]]
@@ -207,22 +221,27 @@ class Ingest:
         return accepted, rejected, wm, late
 
 
-def slices(batch: Sequence[Any], max_bytes: int | None = None) -> list[list[Record]]:
-    """A batch of events as records, cut into slices of at most ``max_bytes`` (default
-    :data:`SLICE_BYTES`) of record values; a larger record is a slice of its own. Faust
-    acknowledges a batch when the next one is asked for, so only once every slice of it was
+async def _messages(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[list[Message]]:
+    async for events in batches:
+        yield [event.message for event in events]
+
+
+def slices(batch: Sequence[Message], max_bytes: int | None = None) -> list[list[Record]]:
+    """A batch of records cut into slices of at most ``max_bytes`` (default
+    :data:`SLICE_BYTES`) of record values; a larger record is a slice of its own. A batch is
+    acknowledged when the next one is asked for, so only once every slice of it was
     processed."""
     limit = SLICE_BYTES if max_bytes is None else max_bytes
     out: list[list[Record]] = []
     current: list[Record] = []
     size = 0
-    for event in batch:
-        msg = event.message
-        n = len(event.value or b"")
+    for msg in batch:
+        value = msg.value
+        n = len(value or b"")
         if size + n > limit and current:
             out.append(current)
             current, size = [], 0
-        current.append((msg.partition, msg.offset, event.value, _is_envelope(msg.headers)))
+        current.append((msg.partition, msg.offset, value, _is_envelope(msg.headers)))
         size += n
     if current:
         out.append(current)

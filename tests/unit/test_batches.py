@@ -1,0 +1,157 @@
+"""Batch delivery of ``posts`` (agents.batches) on the worker's Faust app, without a broker.
+
+The integration tests run every stage-1 record of a real worker through it, across restarts
+and rebalances; these pin down its parts: the Faust version it copies, acknowledgement,
+what a rebalance drops, and the fetch loop's split between the topics.
+"""
+
+import asyncio
+import hashlib
+import inspect
+import logging
+
+import faust
+import pytest
+from faust.transport.consumer import Consumer
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from agents import batches as batches_module
+from tests.unit.conftest import make_app
+
+# sha256 of faust-streaming 0.15.3's Consumer._drain_messages, the loop agents.batches copies.
+DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+def message(topic: str, partition: int, offset: int, generation: int = 0) -> ConsumerMessage:
+    return ConsumerMessage(
+        topic, partition, offset, 0.0, 0, [], None, b"{}", None, generation_id=generation
+    )
+
+
+@pytest.fixture
+def batches(app):
+    return installed(app)
+
+
+def installed(app):
+    b = app.spread_ingest.batches
+    assert b.install()
+    app.topics._acking_topics.add("posts")  # the agent's subscription does this in a worker
+    app.consumer_generation_id = 0
+    return b
+
+
+async def next_batch(it):
+    return await asyncio.wait_for(it.__anext__(), 1)
+
+
+def test_it_copies_the_fetch_loop_of_the_pinned_faust():
+    assert faust.__version__ == batches_module.FAUST_VERSION
+    source = inspect.getsource(Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_MESSAGES_SHA256
+
+
+def test_another_faust_version_keeps_fausts_delivery(app, monkeypatch, caplog):
+    b = app.spread_ingest.batches
+    stock = app.consumer._drain_messages
+    monkeypatch.setattr(faust, "__version__", "0.16.0")
+    with caplog.at_level(logging.WARNING, logger="agents.batches"):
+        assert not b.install()
+    assert not b.installed
+    assert app.consumer._drain_messages == stock
+    assert "0.16.0" in caplog.text
+
+
+async def test_a_batch_is_acknowledged_when_the_next_one_is_asked_for(app, batches):
+    consumer = app.consumer
+    first = [message("posts", 0, 0), message("posts", 1, 0)]
+    second = [message("posts", 0, 1)]
+    await batches._deliver(first)
+    assert set(consumer.unacked) == set(first)
+    it = batches.take()
+    assert await next_batch(it) == first
+    await batches._deliver(second)
+    assert not any(m.acked for m in first)  # still being processed
+    assert await next_batch(it) == second
+    assert all(m.acked for m in first) and not second[0].acked
+    assert set(consumer.unacked) == set(second)
+    assert consumer._acked[TP("posts", 0)] == [0]
+
+
+async def test_queued_fetches_are_taken_together_in_order(app, batches):
+    fetches = [[message("posts", p, o) for p in range(2)] for o in range(3)]
+    for fetch in fetches:
+        await batches._deliver(fetch)
+    assert await next_batch(batches.take()) == [m for f in fetches for m in f]
+
+
+async def test_a_rebalance_drops_what_is_queued(app, batches):
+    stale = [message("posts", 0, 0)]
+    await batches._deliver(stale)
+    # What Faust does when partitions are revoked, then assigned again.
+    app.flow_control.suspend()
+    app.flow_control.clear()
+    app.consumer_generation_id = 1
+    app.flow_control.resume()
+    fresh = [message("posts", 0, 0, generation=1)]
+    await batches._deliver(fresh)
+    assert await next_batch(batches.take()) == fresh
+
+
+async def test_records_fetched_before_a_rebalance_are_not_counted(app, batches):
+    consumer = app.consumer
+    app.consumer_generation_id = 2
+    old = [message("posts", 0, 5, generation=1), message("posts", 1, 5, generation=1)]
+    new = [message("posts", 2, 5, generation=2)]
+    await batches._deliver(old + new)
+    it = batches.take()
+    assert await next_batch(it) == new
+    assert not any(m.acked for m in old)
+    assert set(consumer.unacked) == set(new)
+
+
+async def test_a_batch_taken_while_the_flow_is_stopped_is_dropped(app, batches):
+    consumer = app.consumer
+    dropped = [message("posts", 0, 0)]
+    await batches._deliver(dropped)
+    app.flow_control.suspend()  # a rebalance started after it was queued, not cleared yet
+    it = batches.take()
+    task = asyncio.ensure_future(next_batch(it))
+    await asyncio.sleep(0.05)
+    assert not task.done()  # dropped, and waiting for the next one
+    assert not set(consumer.unacked)
+    task.cancel()
+
+
+async def test_the_fetch_loop_delivers_a_topic_once_per_fetch_and_others_one_by_one(
+    tmp_path, monkeypatch
+):
+    app = make_app(tmp_path, monkeypatch)
+    batches = installed(app)
+    consumer = app.consumer
+    posts = [message("posts", p, o) for o in range(3) for p in range(2)]
+    deltas = [message("hashtag-deltas", 0, o) for o in range(2)]
+    fetch = [posts[0], deltas[0], *posts[1:4], deltas[1], *posts[4:]]
+    one_by_one = []
+    calls = 0
+
+    async def getmany(timeout):
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            consumer._stopped.set()
+            return
+        for m in fetch:
+            yield m.tp, m
+
+    async def callback(m):
+        one_by_one.append(m)
+
+    monkeypatch.setattr(consumer, "getmany", getmany)
+    monkeypatch.setattr(consumer, "callback", callback)
+    fetcher = faust.Service()
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 5)
+    assert one_by_one == deltas
+    assert await next_batch(batches.take()) == posts
+    assert consumer._read_offset[TP("posts", 1)] == 2
