@@ -15,7 +15,10 @@ All three read the same kind of records from the same embedded broker in one run
 - ours without the virality signals (``--no-virality``: no movements, R_t, trend or unique
   users), on the same records replayed to a fresh broker: what those signals cost;
 - naive: Record model + ``group_by`` + one windowed-table write per event (DESIGN "Dataflow"),
-  on a smaller slice because it is ~100x slower.
+  on a smaller slice because it is ~100x slower;
+- one event per record, as other producers send them, on a broker of their own: ours, then
+  the same worker with Faust's per-record delivery (``--record-delivery faust``), which
+  stage 1's fetch-at-a-time delivery (``agents/batches.py``) replaces.
 
 Ratios come first; absolute figures depend on the machine.
 """
@@ -190,7 +193,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--naive-events", type=int, default=10_000)
     parser.add_argument("--envelope", type=int, default=1000)
-    parser.add_argument("--single-events", type=int, default=20_000)
+    parser.add_argument("--single-events", type=int, default=200_000)
     args = parser.parse_args()
 
     lines = list(events(args.events))
@@ -242,6 +245,15 @@ def main() -> None:
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker2.log")) as broker:
             asyncio.run(replay([single_data], broker.bootstrap, envelope=1))
             single_rate = ours(broker.bootstrap, len(single), single_posts, workdir / "single").rate
+            # The same records through Faust's own delivery, one record at a time.
+            faust_single_rate = ours(
+                broker.bootstrap,
+                len(single),
+                single_posts,
+                workdir / "single",
+                ("--record-delivery", "faust"),
+                "bench-faust-delivery",
+            ).rate
     cores = os.cpu_count()
     print(f"ours / bare aiokafka ceiling : {ours_rate / ceiling_rate:.2f}x")
     print(f"ours / naive Faust design    : {ours_rate / naive_rate:.1f}x")
@@ -262,7 +274,8 @@ def main() -> None:
     )
     print(
         f"ours, one event per record   : {single_rate:>10,.0f} events/s "
-        f"({args.single_events:,} records)"
+        f"({args.single_events:,} records; with Faust's per-record delivery "
+        f"{faust_single_rate:,.0f}: {single_rate / faust_single_rate:.1f}x)"
     )
     print(f"replay producer (--speed max): {produce_rate:>10,.0f} events/s")
     print(
