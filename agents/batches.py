@@ -13,15 +13,14 @@ every other topic (the counters' ``hashtag-deltas``, changelogs) go through Faus
 before. The agent takes lists of records with :meth:`Batches.take`. What Faust's stream
 guarantees is kept:
 
-- **Acknowledgement**: a record is tracked as unacknowledged when it is queued and
+- **Acknowledgement**: a record is tracked as unacknowledged when the agent takes it and
   acknowledged (``Consumer.ack``, so the commit advances) when the agent asks for the next
   batch, as ``take_events`` does; a rebalance waits for the batch in hand
   (``Consumer.wait_empty``).
 - **Rebalances**: the queue is a ``FlowControlQueue`` cleared by the app's flow control when
-  a rebalance starts, like a stream's buffer, so queued records are dropped (and, unreferenced,
-  leave the consumer's weak set of unacknowledged records) and fetched again from the
-  committed offsets by whoever gets the partition. A batch taken while the flow is stopped,
-  or holding records fetched before the current generation, is dropped the same way.
+  a rebalance starts, like a stream's buffer, so queued records are dropped and fetched again
+  from the committed offsets by whoever gets the partition. A batch taken while the flow is
+  stopped, or records in it fetched before the current generation, are dropped the same way.
 - **Back-pressure**: while the queue is full the fetch loop waits, as Faust's does when a
   stream's buffer is full, and a rebalance (``suspend_flow``) or a stop ends the wait.
 
@@ -82,10 +81,6 @@ class Batches:
     async def _deliver(self, messages: list[Message]) -> None:
         await self.app.producer.buffer.wait_until_ebb()
         await self._queue.put(messages)  # waits while the flow is stopped or the queue full
-        # Tracked once queued (no await in between): a rebalance now waits for them.
-        unacked = self.app.consumer.unacked.add
-        for message in messages:
-            unacked(message)
 
     async def take(self) -> AsyncIterator[list[Message]]:
         """Lists of records in fetch order (per partition, in offset order); a list is
@@ -98,23 +93,22 @@ class Batches:
             while len(batch) < MAX_BATCH_RECORDS and not queue.empty():
                 batch = batch + queue.get_nowait()
             generation = app.consumer_generation_id
-            active = app.flow_control.is_active()
-            if active and all(m.generation_id == generation for m in batch):
-                fresh = batch
-            else:
-                # Fetched before a rebalance, or taken while one stops the flow: the partition
-                # is read again from its committed offset, so these are neither counted nor
-                # acknowledged.
-                fresh = [m for m in batch if active and m.generation_id == generation]
-                drop = consumer.unacked.discard
-                for message in batch:
-                    if not active or message.generation_id != generation:
-                        drop(message)
-            if not fresh:
-                continue
-            yield fresh
+            if not app.flow_control.is_active():
+                continue  # a rebalance stopped the flow: read again from the committed offset
+            if any(m.generation_id != generation for m in batch):
+                # Fetched before a rebalance: read again from the committed offset too.
+                batch = [m for m in batch if m.generation_id == generation]
+                if not batch:
+                    continue
+            # Tracked from here until acknowledged, as a stream tracks the event it takes: a
+            # rebalance waits for them. Not before: a record in the queue or in the fetch
+            # loop's hands when a rebalance clears the queue must not be waited for.
+            track = consumer.unacked.add
+            for message in batch:
+                track(message)
+            yield batch
             ack = consumer.ack
-            for message in fresh:
+            for message in batch:
                 ack(message)
 
     def _drain_messages(self, consumer: Any) -> Any:

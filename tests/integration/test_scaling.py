@@ -87,11 +87,17 @@ def assert_exact(result, truth: Truth) -> None:
     assert regions == dict(truth.region_posts)
 
 
-def test_second_worker_joins_mid_replay_then_first_leaves(broker, make_worker):
+# Envelopes, and single-event records: a fetch then holds hundreds of records of several
+# partitions, which stage 1 takes as one batch (agents/batches.py).
+ENVELOPES = pytest.mark.parametrize("envelope", ["50", "1"])
+
+
+@ENVELOPES
+def test_second_worker_joins_mid_replay_then_first_leaves(broker, make_worker, envelope):
     truth = compute([SAMPLE])
     first = make_worker().start()
     # The sample spans ~14 h of event time: ~10 s at 5000x, long enough to join mid-way.
-    replay = start_replay(broker, "--speed", "5000", "--envelope", "50", str(SAMPLE))
+    replay = start_replay(broker, "--speed", "5000", "--envelope", envelope, str(SAMPLE))
     time.sleep(3)
     second = make_worker().start()
     finish(replay)
@@ -105,10 +111,11 @@ def test_second_worker_joins_mid_replay_then_first_leaves(broker, make_worker):
     assert_exact(result, truth)
 
 
-def test_worker_killed_mid_replay_and_restarted(broker, make_worker):
+@ENVELOPES
+def test_worker_killed_mid_replay_and_restarted(broker, make_worker, envelope):
     truth = compute([SAMPLE])
     worker = make_worker().start()
-    replay = start_replay(broker, "--speed", "5000", "--envelope", "50", str(SAMPLE))
+    replay = start_replay(broker, "--speed", "5000", "--envelope", envelope, str(SAMPLE))
     # Killed once it has counted part of the replay, never at a chosen safe point.
     wait_for(
         lambda: sum(worker.scrape().get("spread_events_total", {}).values()) > 500,
