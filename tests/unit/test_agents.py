@@ -12,6 +12,7 @@ from agents.counters import children_of, counts_of, regions_of
 from agents.ingest import BATCH_SECONDS, slices
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
+from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
 
 
 async def put_record(agent, ranges: list[tuple[int, int, int]], *events: dict) -> None:
@@ -283,3 +284,19 @@ async def test_slices_of_one_batch_count_every_record_once(app, sent, monkeypatc
     entries = sent_entries(sent)
     assert len(entries) == 5  # one per slice
     assert applied_posts(entries, "a") == 3
+
+
+@pytest.mark.parametrize(
+    ("headers", "envelope"),
+    [
+        ([(ENVELOPE_HEADER, ENVELOPE_FORMAT)], True),  # as aiokafka gives them
+        ([("trace", b"1"), [ENVELOPE_HEADER, ENVELOPE_FORMAT]], True),
+        ({ENVELOPE_HEADER: ENVELOPE_FORMAT}, True),  # as Faust's test contexts give them
+        ([(ENVELOPE_HEADER, b"other/1")], False),
+        ({"trace": b"1"}, False),
+        ([], False),
+        (None, False),
+    ],
+)
+def test_a_record_is_an_envelope_only_with_the_envelope_header(headers, envelope):
+    assert ingest_module._is_envelope(headers) is envelope
