@@ -1,4 +1,4 @@
-"""Records of one topic handed to its agent a fetch at a time instead of one by one.
+"""Records handed to the agents a fetch at a time instead of one by one.
 
 Faust (faust-streaming 0.15.3) delivers every record on its own: the fetch loop
 (``Consumer._drain_messages``) awaits ``wait_first`` on two new tasks per record, the topic's
@@ -7,11 +7,13 @@ again with its sensors. That is a few hundred microseconds per record whatever t
 holds, which bounds single-event records from other producers at a few thousand a second
 (DESIGN "Dataflow"; a py-spy profile put ~50 % of the worker's event loop there).
 
-:class:`Batches` replaces the fetch loop with a copy that differs in one place: records of
-its topic are collected for the whole fetch and put in one bounded queue, once; records of
-every other topic (the counters' ``hashtag-deltas``, changelogs) go through Faust's path as
-before. The agent takes lists of records with :meth:`Batches.take`. What Faust's stream
-guarantees is kept:
+:func:`install` replaces the fetch loop with a copy that differs in one place: the records
+of each topic given a :class:`Batches` (both stages' input topics, ``posts`` and
+``hashtag-deltas``) are collected for the whole fetch and put in that topic's bounded queue,
+once; records of every other topic (changelogs in a recovery) go through Faust's path as
+before. An agent takes lists of records with :meth:`Batches.take`, which takes Faust's
+events from its stream instead where the copy is not installed (Faust's test contexts, or
+another Faust version). What Faust's stream guarantees is kept:
 
 - **Acknowledgement**: a record is tracked as unacknowledged when the agent takes it and
   acknowledged (``Consumer.ack``, so the commit advances) when the agent asks for the next
@@ -25,16 +27,16 @@ guarantees is kept:
   stream's buffer is full, and a rebalance (``suspend_flow``) or a stop ends the wait.
 
 The copy is pinned to the Faust version it was taken from (:data:`FAUST_VERSION`): with any
-other version :meth:`Batches.install` declines, says so once in the log, and the agent takes
-Faust's events as before (``tests/unit/test_batches.py`` checks the pin and that the copy is
-the one Faust runs; the integration tests run every stage-1 record through it).
+other version :func:`install` declines, says so once in the log, and the agents take
+Faust's events as before (``tests/unit/test_batches.py`` checks the pin and the source of the
+loop it copies; the integration tests run every record of both stages through it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import faust
@@ -44,53 +46,45 @@ from faust.types import Message
 log = logging.getLogger(__name__)
 
 FAUST_VERSION = "0.15.3"
-# Fetches queued before the fetch loop waits: each is at most the consumer's fetch size
-# per partition (1 MiB by default) over the partitions assigned.
+# Fetches queued per topic before the fetch loop waits: each is at most the consumer's fetch
+# size per partition (1 MiB by default) over the partitions assigned.
 MAX_PENDING_FETCHES = 4
-# Records taken at most at once from what is queued (more are left for the next batch).
-MAX_BATCH_RECORDS = 16_384
 
 
 class Batches:
-    """The records of ``topic`` as lists, a fetch or more at a time (see the module)."""
+    """The records of ``topic`` as lists, a fetch or more at a time (several when more are
+    queued, up to ``max_records``; see the module)."""
 
-    def __init__(self, app: faust.App, topic: str) -> None:
+    def __init__(self, app: faust.App, topic: str, max_records: int) -> None:
         self.app = app
         self.topic = topic
+        self.max_records = max_records
         self.installed = False
-        self._queue: Any = None  # created on the worker's event loop, at install
+        self._queue: Any = None  # made by install()
 
-    def install(self) -> bool:
-        """Run the worker's fetch loop with batch delivery for the topic; False (and a log
-        line) with a Faust version other than the one it was written for."""
-        if faust.__version__ != FAUST_VERSION:
-            log.warning(
-                "faust-streaming %s is not %s: records of %s are delivered one by one "
-                "(slower for single-event records)",
-                faust.__version__,
-                FAUST_VERSION,
-                self.topic,
-            )
-            return False
-        consumer = self.app.consumer
-        self._queue = self.app.FlowControlQueue(maxsize=MAX_PENDING_FETCHES, clear_on_resume=True)
-        consumer._drain_messages = self._drain_messages(consumer)  # type: ignore[method-assign]
-        self.installed = True
-        return True
+    def take(
+        self, stream: faust.StreamT, max_records: int, within: float
+    ) -> AsyncIterator[list[Message]]:
+        """The agent's records, a list at a time, each acknowledged when the next one is
+        asked for: a fetch or more at a time once :func:`install` ran, else the events of
+        ``stream`` taken by Faust, at most ``max_records`` within ``within`` seconds."""
+        if self.installed:
+            return self._take()
+        return _messages(stream.take_events(max_records, within=within))
 
-    async def _deliver(self, messages: list[Message]) -> None:
+    async def deliver(self, messages: list[Message]) -> None:
+        """A fetch's records of the topic, from the fetch loop."""
         await self.app.producer.buffer.wait_until_ebb()
         await self._queue.put(messages)  # waits while the flow is stopped or the queue full
 
-    async def take(self) -> AsyncIterator[list[Message]]:
-        """Lists of records in fetch order (per partition, in offset order); a list is
-        acknowledged when the next one is asked for."""
+    async def _take(self) -> AsyncIterator[list[Message]]:
         app = self.app
         consumer = app.consumer
         queue = self._queue
+        max_records = self.max_records
         while True:
             batch: list[Message] = await queue.get()
-            while len(batch) < MAX_BATCH_RECORDS and not queue.empty():
+            while len(batch) < max_records and not queue.empty():
                 batch = batch + queue.get_nowait()
             generation = app.consumer_generation_id
             if not app.flow_control.is_active():
@@ -111,74 +105,101 @@ class Batches:
             for message in batch:
                 ack(message)
 
-    def _drain_messages(self, consumer: Any) -> Any:
-        """A copy of faust-streaming 0.15.3's ``Consumer._drain_messages`` bound to
-        ``consumer``, where the records of ``self.topic`` of each fetch are delivered once,
-        together, after the fetch's other records."""
-        topic = self.topic
-        deliver = self._deliver
 
-        async def drain_messages(fetcher: Any) -> None:
-            self_ = consumer
-            callback = self_.callback
-            getmany = self_.getmany
-            consumer_should_stop = self_._stopped.is_set
-            fetcher_should_stop = fetcher._stopped.is_set
-            get_read_offset = self_._read_offset.__getitem__
-            set_read_offset = self_._read_offset.__setitem__
-            flag_consumer_fetching = CONSUMER_FETCHING
-            set_flag = self_.diag.set_flag
-            unset_flag = self_.diag.unset_flag
-            commit_every = self_._commit_every
-            acks_enabled_for = self_.app.topics.acks_enabled_for
-            yield_every = 100
-            num_since_yield = 0
-            sleep = asyncio.sleep
-            try:
-                while not (consumer_should_stop() or fetcher_should_stop()):
-                    set_flag(flag_consumer_fetching)
-                    ait = cast(AsyncIterator, getmany(timeout=1.0))
-                    await self_.sleep(0)
-                    if not self_.should_stop:
-                        batch: list[Message] = []
-                        async for tp, message in ait:
-                            num_since_yield += 1
-                            if num_since_yield > yield_every:
-                                await sleep(0)
-                                num_since_yield = 0
-                            offset = message.offset
-                            r_offset = get_read_offset(tp)
-                            if r_offset is None or offset >= r_offset:
-                                gap = offset - (r_offset or 0)
-                                if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                    await self_._add_gap(tp, r_offset + 1, offset)
-                                if commit_every is not None and self_._n_acked >= commit_every:
-                                    self_._n_acked = 0
-                                    await self_.commit()
-                                if message.topic == topic:
-                                    batch.append(message)
-                                else:
-                                    await self_.wait_first(
-                                        callback(message), self_.suspend_flow.wait()
-                                    )
-                                set_read_offset(tp, offset)
+def install(app: faust.App, batches: Sequence[Batches]) -> bool:
+    """Run the worker's fetch loop with batch delivery for the topics of ``batches``; False
+    (and a log line) with a Faust version other than the one it was written for."""
+    if faust.__version__ != FAUST_VERSION:
+        log.warning(
+            "faust-streaming %s is not %s: records of %s are delivered one by one "
+            "(slower, single-event records most)",
+            faust.__version__,
+            FAUST_VERSION,
+            ", ".join(b.topic for b in batches),
+        )
+        return False
+    for b in batches:
+        b._queue = app.FlowControlQueue(maxsize=MAX_PENDING_FETCHES, clear_on_resume=True)
+        b.installed = True
+    consumer = app.consumer
+    consumer._drain_messages = _drain_messages(consumer, {b.topic: b for b in batches})
+    return True
+
+
+def _drain_messages(consumer: Any, by_topic: dict[str, Batches]) -> Any:
+    """A copy of faust-streaming 0.15.3's ``Consumer._drain_messages`` bound to ``consumer``,
+    where the records of each topic of ``by_topic`` in a fetch are delivered once, together,
+    after the fetch's other records."""
+
+    async def drain_messages(fetcher: Any) -> None:
+        self_ = consumer
+        callback = self_.callback
+        getmany = self_.getmany
+        consumer_should_stop = self_._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self_._read_offset.__getitem__
+        set_read_offset = self_._read_offset.__setitem__
+        flag_consumer_fetching = CONSUMER_FETCHING
+        set_flag = self_.diag.set_flag
+        unset_flag = self_.diag.unset_flag
+        commit_every = self_._commit_every
+        acks_enabled_for = self_.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(flag_consumer_fetching)
+                ait = cast(AsyncIterator, getmany(timeout=1.0))
+                await self_.sleep(0)
+                if not self_.should_stop:
+                    fetched: dict[str, list[Message]] = {topic: [] for topic in by_topic}
+                    ours = fetched.get
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self_._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self_._n_acked >= commit_every:
+                                self_._n_acked = 0
+                                await self_.commit()
+                            mine = ours(message.topic)
+                            if mine is not None:
+                                mine.append(message)
+                            else:
+                                await self_.wait_first(callback(message), self_.suspend_flow.wait())
+                            set_read_offset(tp, offset)
+                    for topic, batch in fetched.items():
                         if batch:
-                            await self_.wait_first(deliver(batch), self_.suspend_flow.wait())
-                        unset_flag(flag_consumer_fetching)
-            except self_.consumer_stopped_errors:
-                if self_.transport.app.should_stop:
-                    self_.log.info("Broker stopped consumer, shutting down...")
-                    return
-                raise
-            except asyncio.CancelledError:
-                if self_.transport.app.should_stop:
-                    self_.log.info("Consumer shutting down for user cancel.")
-                    return
-                raise
-            except Exception as exc:
-                self_.log.exception("Drain messages raised: %r", exc)
-                raise
-            finally:
-                unset_flag(flag_consumer_fetching)
+                            await self_.wait_first(
+                                by_topic[topic].deliver(batch), self_.suspend_flow.wait()
+                            )
+                    unset_flag(flag_consumer_fetching)
+        except self_.consumer_stopped_errors:
+            if self_.transport.app.should_stop:
+                self_.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self_.transport.app.should_stop:
+                self_.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self_.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(flag_consumer_fetching)
 
-        return drain_messages
+    return drain_messages
+
+
+async def _messages(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[list[Message]]:
+    async for events in batches:
+        yield [event.message for event in events]

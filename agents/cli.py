@@ -201,6 +201,7 @@ def worker(
     """Run a Faust worker: ingest 'posts', keep hashtag counters, serve /metrics."""
     import faust
 
+    from agents import batches
     from agents.app import Topology, create_app
 
     # Until the broker answered, a failure is one line below, not aiokafka's log noise.
@@ -245,7 +246,7 @@ def worker(
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings, Topology(posts=actual[POSTS], deltas=actual[deltas_topic(app_id)]))
     if record_delivery == "fetch":
-        app.spread_ingest.batches.install()
+        batches.install(app, [app.spread_ingest.batches, app.spread_counters.batches])
     click.echo(
         f"worker {app_id}: broker {bootstrap}, metrics on "
         f"http://{metrics_host}:{metrics_port}/metrics",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from agents.batches import Batches
 from agents.changelog import plain_dict
 from agents.store import register as bulk_store
 from pipeline import deltas as wire
@@ -49,9 +50,11 @@ log = logging.getLogger(__name__)
 TOTALS_TABLE = "hashtag-totals"
 MINUTES_TABLE = "hashtag-minutes"
 MINUTE = 60.0
+# Records of hashtag-deltas taken at most at once: a fetch, or several when they waited
+# (agents.batches). With Faust's delivery, taken within BATCH_SECONDS: every hot hashtag is
+# written once per batch, so a longer batch means fewer writes; it is also what a change
+# waits, at most, before /metrics shows it.
 BATCH_RECORDS = 256
-# Longer than stage 1's: every hot hashtag is written once per batch, so a longer batch means
-# fewer writes; it is also what a change waits, at most, before /metrics shows it.
 BATCH_SECONDS = 0.5
 SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired buckets
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
@@ -120,12 +123,15 @@ class Counters:
         self._read: dict[int, int] = {}
         self._read_generation: Any = None
 
+        # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
+        self.batches = Batches(app, self.topic, BATCH_RECORDS)
+
         @app.agent(deltas, name="counters")
         async def counters(stream: faust.StreamT) -> None:
-            async for batch in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
-                self.check_offsets([(e.message.partition, e.message.offset) for e in batch])
+            async for batch in self.batches.take(stream, BATCH_RECORDS, BATCH_SECONDS):
+                self.check_offsets([(m.partition, m.offset) for m in batch])
                 totals, buckets = self.apply_batch(
-                    [(e.message.partition, wire.decode(e.value)) for e in batch]
+                    [(m.partition, wire.decode(m.value)) for m in batch]
                 )
                 await writer.write((self.totals, totals), (self.minutes.table, buckets))
                 expired = self.expired()

@@ -66,6 +66,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROGRESS_TABLE = "ingest-progress"
+# Records taken at most at once when several fetches wait (agents.batches): single-event
+# records, ~250 bytes each, take a batch of a few MiB.
+FETCHED_RECORDS = 16_384
 # With Faust's delivery (agents.batches not installed), records taken at a time: each batch
 # costs a progress write the broker acknowledges and the deltas sends, so fewer, larger ones
 # are cheaper (256 against 64: +15 % on single-event records).
@@ -116,7 +119,7 @@ class Ingest:
         async def ingest(stream: faust.StreamT) -> None:
             progress = self.progress
             progress_rows = plain_dict(progress)
-            async for batch in self._batches(stream):
+            async for batch in self.batches.take(stream, BATCH_RECORDS, BATCH_SECONDS):
                 async for result in self._results(slices(batch), progress_rows):
                     for sp, expected, got in result.gaps:
                         self._gap(config.topic, sp, expected, got)
@@ -141,15 +144,7 @@ class Ingest:
 
         self.agent = ingest
         # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
-        self.batches = Batches(app, config.topic)
-
-    def _batches(self, stream: faust.StreamT) -> AsyncIterator[Sequence[Message]]:
-        """The records of ``posts``, a list at a time, each acknowledged when the next one is
-        asked for: a fetch or more at a time (:mod:`agents.batches`), or Faust's events taken
-        in batches where that is not installed."""
-        if self.batches.installed:
-            return self.batches.take()
-        return _messages(stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS))
+        self.batches = Batches(app, config.topic, FETCHED_RECORDS)
 
     async def _results(
         self, batch: list[list[Record]], progress_rows: Mapping[int, dict[str, Any]]
@@ -219,11 +214,6 @@ class Ingest:
             if row["wm"] is not None and (wm is None or row["wm"] > wm):
                 wm = row["wm"]
         return accepted, rejected, wm, late
-
-
-async def _messages(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[list[Message]]:
-    async for events in batches:
-        yield [event.message for event in events]
 
 
 def slices(batch: Sequence[Message], max_bytes: int | None = None) -> list[list[Record]]:

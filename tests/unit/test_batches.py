@@ -35,11 +35,16 @@ def batches(app):
 
 
 def installed(app):
+    """Both stages' batches installed; stage 1's returned."""
     b = app.spread_ingest.batches
-    assert b.install()
+    assert batches_module.install(app, [b, app.spread_counters.batches])
     app.topics._acking_topics.add("posts")  # the agent's subscription does this in a worker
     app.consumer_generation_id = 0
     return b
+
+
+def taking(b):
+    return b.take(None, 256, 0.2)  # once installed, the agent's stream is not read
 
 
 async def next_batch(it):
@@ -57,7 +62,7 @@ def test_another_faust_version_keeps_fausts_delivery(app, monkeypatch, caplog):
     stock = app.consumer._drain_messages
     monkeypatch.setattr(faust, "__version__", "0.16.0")
     with caplog.at_level(logging.WARNING, logger="agents.batches"):
-        assert not b.install()
+        assert not batches_module.install(app, [b])
     assert not b.installed
     assert app.consumer._drain_messages == stock
     assert "0.16.0" in caplog.text
@@ -67,12 +72,12 @@ async def test_a_batch_is_acknowledged_when_the_next_one_is_asked_for(app, batch
     consumer = app.consumer
     first = [message("posts", 0, 0), message("posts", 1, 0)]
     second = [message("posts", 0, 1)]
-    await batches._deliver(first)
+    await batches.deliver(first)
     assert not consumer.unacked  # queued: a rebalance clears it rather than waiting for it
-    it = batches.take()
+    it = taking(batches)
     assert await next_batch(it) == first
     assert set(consumer.unacked) == set(first)  # in hand: a rebalance waits for it
-    await batches._deliver(second)
+    await batches.deliver(second)
     assert not any(m.acked for m in first)  # still being processed
     assert await next_batch(it) == second
     assert all(m.acked for m in first) and not second[0].acked
@@ -83,14 +88,14 @@ async def test_a_batch_is_acknowledged_when_the_next_one_is_asked_for(app, batch
 async def test_queued_fetches_are_taken_together_in_order(app, batches):
     fetches = [[message("posts", p, o) for p in range(2)] for o in range(3)]
     for fetch in fetches:
-        await batches._deliver(fetch)
-    assert await next_batch(batches.take()) == [m for f in fetches for m in f]
+        await batches.deliver(fetch)
+    assert await next_batch(taking(batches)) == [m for f in fetches for m in f]
 
 
 async def test_a_rebalance_drops_what_is_queued(app, batches):
     # Still in the fetch loop's hands when the rebalance starts: it must not be waited for.
     queued = [message("posts", 0, 0)]
-    await batches._deliver(queued)
+    await batches.deliver(queued)
     # What Faust does when partitions are revoked (and the same generation assigned again:
     # only the clear, not the generation, keeps the queued record from being counted).
     app.flow_control.suspend()
@@ -98,8 +103,8 @@ async def test_a_rebalance_drops_what_is_queued(app, batches):
     assert not app.consumer.unacked
     app.flow_control.resume()
     fresh = [message("posts", 1, 0)]
-    await batches._deliver(fresh)
-    assert await next_batch(batches.take()) == fresh
+    await batches.deliver(fresh)
+    assert await next_batch(taking(batches)) == fresh
 
 
 async def test_records_fetched_before_a_rebalance_are_not_counted(app, batches):
@@ -107,8 +112,8 @@ async def test_records_fetched_before_a_rebalance_are_not_counted(app, batches):
     app.consumer_generation_id = 2
     old = [message("posts", 0, 5, generation=1), message("posts", 1, 5, generation=1)]
     new = [message("posts", 2, 5, generation=2)]
-    await batches._deliver(old + new)
-    it = batches.take()
+    await batches.deliver(old + new)
+    it = taking(batches)
     assert await next_batch(it) == new
     assert not any(m.acked for m in old)
     assert set(consumer.unacked) == set(new)
@@ -117,9 +122,9 @@ async def test_records_fetched_before_a_rebalance_are_not_counted(app, batches):
 async def test_a_batch_taken_while_the_flow_is_stopped_is_dropped(app, batches):
     consumer = app.consumer
     dropped = [message("posts", 0, 0)]
-    await batches._deliver(dropped)
+    await batches.deliver(dropped)
     app.flow_control.suspend()  # a rebalance started after it was queued, not cleared yet
-    it = batches.take()
+    it = taking(batches)
     task = asyncio.ensure_future(next_batch(it))
     await asyncio.sleep(0.05)
     assert not task.done()  # dropped, and waiting for the next one
@@ -127,15 +132,17 @@ async def test_a_batch_taken_while_the_flow_is_stopped_is_dropped(app, batches):
     task.cancel()
 
 
-async def test_the_fetch_loop_delivers_a_topic_once_per_fetch_and_others_one_by_one(
+async def test_the_fetch_loop_delivers_each_stage_once_per_fetch_and_others_one_by_one(
     tmp_path, monkeypatch
 ):
     app = make_app(tmp_path, monkeypatch)
-    batches = installed(app)
+    stage1 = installed(app)
+    stage2 = app.spread_counters.batches
     consumer = app.consumer
     posts = [message("posts", p, o) for o in range(3) for p in range(2)]
-    deltas = [message("hashtag-deltas", 0, o) for o in range(2)]
-    fetch = [posts[0], deltas[0], *posts[1:4], deltas[1], *posts[4:]]
+    deltas = [message(stage2.topic, 0, o) for o in range(2)]
+    changelog = [message("test-agents-hashtag-totals-changelog", 0, o) for o in range(2)]
+    fetch = [posts[0], deltas[0], changelog[0], *posts[1:4], deltas[1], *posts[4:], changelog[1]]
     one_by_one = []
     calls = 0
 
@@ -155,6 +162,7 @@ async def test_the_fetch_loop_delivers_a_topic_once_per_fetch_and_others_one_by_
     monkeypatch.setattr(consumer, "callback", callback)
     fetcher = faust.Service()
     await asyncio.wait_for(consumer._drain_messages(fetcher), 5)
-    assert one_by_one == deltas
-    assert await next_batch(batches.take()) == posts
+    assert one_by_one == changelog
+    assert await next_batch(taking(stage1)) == posts
+    assert await next_batch(taking(stage2)) == deltas
     assert consumer._read_offset[TP("posts", 1)] == 2
