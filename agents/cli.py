@@ -174,7 +174,7 @@ AUTO_HELPERS_MAX = 4
     type=click.Choice(["fetch", "faust"]),
     default="fetch",
     hidden=True,  # for bench/throughput.py: Faust's own per-record path, to compare
-    help="fetch: stage 1 takes the records of posts a fetch at a time (agents/batches.py); "
+    help="fetch: both stages take their records a fetch at a time (agents/batches.py); "
     "faust: one by one, as Faust delivers them.",
 )
 def worker(
