@@ -1,8 +1,9 @@
-"""Batch delivery of ``posts`` (agents.batches) on the worker's Faust app, without a broker.
+"""Delivery a fetch at a time (agents.batches) on the worker's Faust app, without a broker.
 
-The integration tests run every stage-1 record of a real worker through it, across restarts
-and rebalances; these pin down its parts: the Faust version it copies, acknowledgement,
-what a rebalance drops, and the fetch loop's split between the topics.
+The integration tests run every record of both stages of a real worker through it, across
+restarts and rebalances; these pin down its parts: the Faust version it copies,
+acknowledgement, what a rebalance drops, and the fetch loop's split between the topics.
+Faust's own delivery, where it is not installed, is what test_agents.py's test contexts use.
 """
 
 import asyncio
