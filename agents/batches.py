@@ -23,8 +23,10 @@ another Faust version). What Faust's stream guarantees is kept:
   a rebalance starts, like a stream's buffer, so queued records are dropped and fetched again
   from the committed offsets by whoever gets the partition. A batch taken while the flow is
   stopped, or records in it fetched before the current generation, are dropped the same way.
-- **Back-pressure**: while the queue is full the fetch loop waits, as Faust's does when a
-  stream's buffer is full, and a rebalance (``suspend_flow``) or a stop ends the wait.
+- **Back-pressure**: as with a stream's buffer, a queue holding ``max_fetches`` or nearly
+  stops the fetching of its topic's partitions (``Consumer.on_buffer_full``) until it is
+  down to a few (``on_buffer_drop``); the fetch loop itself never waits for an agent, so one
+  stage behind does not hold up the other's records.
 
 The copy is pinned to the Faust version it was taken from (:data:`FAUST_VERSION`): with any
 other version :func:`install` declines, says so once in the log, and the agents take
@@ -46,21 +48,22 @@ from faust.types import Message
 log = logging.getLogger(__name__)
 
 FAUST_VERSION = "0.15.3"
-# Fetches queued per topic before the fetch loop waits: each is at most the consumer's fetch
-# size per partition (1 MiB by default) over the partitions assigned.
-MAX_PENDING_FETCHES = 4
 
 
 class Batches:
     """The records of ``topic`` as lists, a fetch or more at a time (several when more are
-    queued, up to ``max_records``; see the module)."""
+    queued, up to ``max_records``), with about ``max_fetches`` fetches queued at most (each
+    at most the consumer's fetch size per partition, 1 MiB by default, over the partitions
+    assigned); see the module."""
 
-    def __init__(self, app: faust.App, topic: str, max_records: int) -> None:
+    def __init__(self, app: faust.App, topic: str, max_records: int, max_fetches: int) -> None:
         self.app = app
         self.topic = topic
         self.max_records = max_records
+        self.max_fetches = max_fetches
         self.installed = False
         self._queue: Any = None  # made by install()
+        self._paused: set[Any] = set()  # partitions not fetched while the queue is full
 
     def take(
         self, stream: faust.StreamT, max_records: int, within: float
@@ -73,9 +76,29 @@ class Batches:
         return _messages(stream.take_events(max_records, within=within))
 
     async def deliver(self, messages: list[Message]) -> None:
-        """A fetch's records of the topic, from the fetch loop."""
+        """A fetch's records of the topic, from the fetch loop; as Faust's conductor does, it
+        waits while the flow is stopped or the producer's buffer is full, never for the
+        agent: a queue under pressure stops its partitions from being fetched instead."""
+        await self.app.flow_control.acquire()
         await self.app.producer.buffer.wait_until_ebb()
-        await self._queue.put(messages)  # waits while the flow is stopped or the queue full
+        self._queue.put_nowait_enhanced(
+            messages, on_pressure_high=self._pressure_high, on_pressure_drop=self._pressure_drop
+        )
+
+    def _pressure_high(self) -> None:
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic == self.topic:
+                consumer.on_buffer_full(tp)
+                self._paused.add(tp)
+
+    def _pressure_drop(self) -> None:
+        consumer = self.app.consumer
+        assigned = consumer.assignment()
+        for tp in self._paused:
+            if tp in assigned:  # not one revoked since
+                consumer.on_buffer_drop(tp)
+        self._paused.clear()
 
     async def _take(self) -> AsyncIterator[list[Message]]:
         app = self.app
@@ -119,7 +142,7 @@ def install(app: faust.App, batches: Sequence[Batches]) -> bool:
         )
         return False
     for b in batches:
-        b._queue = app.FlowControlQueue(maxsize=MAX_PENDING_FETCHES, clear_on_resume=True)
+        b._queue = app.FlowControlQueue(maxsize=b.max_fetches, clear_on_resume=True)
         b.installed = True
     consumer = app.consumer
     consumer._drain_messages = _drain_messages(consumer, {b.topic: b for b in batches})

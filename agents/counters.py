@@ -56,6 +56,9 @@ MINUTE = 60.0
 # waits, at most, before /metrics shows it.
 BATCH_RECORDS = 256
 BATCH_SECONDS = 0.5
+# Fetches of hashtag-deltas queued at most while a batch is applied: enough for the next
+# batch to reach BATCH_RECORDS under load (a fetch holds a few records per partition).
+FETCHES_QUEUED = 32
 SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired buckets
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
 # generation interval (rates and growth need 2 h, less).
@@ -124,7 +127,7 @@ class Counters:
         self._read_generation: Any = None
 
         # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
-        self.batches = Batches(app, self.topic, BATCH_RECORDS)
+        self.batches = Batches(app, self.topic, BATCH_RECORDS, FETCHES_QUEUED)
 
         @app.agent(deltas, name="counters")
         async def counters(stream: faust.StreamT) -> None:

@@ -67,8 +67,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_TABLE = "ingest-progress"
 # Records taken at most at once when several fetches wait (agents.batches): single-event
-# records, ~250 bytes each, take a batch of a few MiB.
+# records, ~250 bytes each, take a batch of a few MiB. Fetches queued at most: a fetch of
+# envelopes is up to 1 MiB per partition.
 FETCHED_RECORDS = 16_384
+FETCHES_QUEUED = 4
 # With Faust's delivery (agents.batches not installed), records taken at a time: each batch
 # costs a progress write the broker acknowledges and the deltas sends, so fewer, larger ones
 # are cheaper (256 against 64: +15 % on single-event records).
@@ -144,7 +146,7 @@ class Ingest:
 
         self.agent = ingest
         # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
-        self.batches = Batches(app, config.topic, FETCHED_RECORDS)
+        self.batches = Batches(app, config.topic, FETCHED_RECORDS, FETCHES_QUEUED)
 
     async def _results(
         self, batch: list[list[Record]], progress_rows: Mapping[int, dict[str, Any]]

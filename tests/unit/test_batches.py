@@ -167,3 +167,24 @@ async def test_the_fetch_loop_delivers_each_stage_once_per_fetch_and_others_one_
     assert await next_batch(taking(stage1)) == posts
     assert await next_batch(taking(stage2)) == deltas
     assert consumer._read_offset[TP("posts", 1)] == 2
+
+
+async def test_a_queue_under_pressure_stops_fetching_its_topic_until_it_drains(
+    app, batches, monkeypatch
+):
+    consumer = app.consumer
+    posts = {TP("posts", p) for p in range(2)}
+    monkeypatch.setattr(consumer, "assignment", lambda: posts | {TP("other", 0)})
+    consumer._set_active_tps(consumer.assignment())
+    for o in range(batches.max_fetches):  # never waits for the agent
+        await asyncio.wait_for(batches.deliver([message("posts", 0, o)]), 1)
+    assert consumer._get_active_partitions() == {TP("other", 0)}
+    assert consumer._buffered_partitions == posts  # what the fetch brought is still taken
+    it = taking(batches)
+    assert len(await next_batch(it)) == batches.max_fetches
+    await batches.deliver([message("posts", 1, 0)])
+    await next_batch(it)  # the agent is back at an empty queue
+    task = asyncio.ensure_future(next_batch(it))
+    await asyncio.sleep(0.05)
+    assert consumer._get_active_partitions() == posts | {TP("other", 0)}
+    task.cancel()
