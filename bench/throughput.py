@@ -18,7 +18,7 @@ All three read the same kind of records from the same embedded broker in one run
   on a smaller slice because it is ~100x slower;
 - one event per record, as other producers send them, on a broker of their own: ours, then
   the same worker with Faust's per-record delivery (``--record-delivery faust``), which
-  stage 1's fetch-at-a-time delivery (``agents/batches.py``) replaces.
+  the stages' fetch-at-a-time delivery (``agents/batches.py``) replaces.
 
 Ratios come first; absolute figures depend on the machine.
 """
