@@ -15,7 +15,7 @@ Minutes are epoch seconds of closed-open ``[m, m + 60)`` buckets, as everywhere 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from pipeline.virality.trend import CURRENT
 
@@ -59,6 +59,34 @@ class RecentPosts:
             per_tag = self._minutes[minute] = {}
         per_tag[tag] = per_tag.get(tag, 0) + posts
         self._move(tag, posts)
+
+    def add_many(self, posts_at: Mapping[int, Mapping[str, int]]) -> None:
+        """:meth:`add` of every ``minute -> tag -> posts`` (posts > 0, as a bucket's are), in
+        one pass and one move per tag.
+
+        The end state of a series of adds does not depend on their order: a minute is kept
+        when it is within the span of the newest minute ever added, whichever came first.
+        So the span moves once, to the newest minute here, and the rest is summed."""
+        if not posts_at:
+            return
+        newest = max(posts_at)
+        if self.newest is None or newest > self.newest:
+            self._advance(newest)
+        oldest = self.newest - self.span  # type: ignore[operator]
+        change: dict[str, int] = {}
+        minutes = self._minutes
+        for minute, tags in posts_at.items():
+            if minute <= oldest:
+                continue
+            per_tag = minutes.get(minute)
+            if per_tag is None:
+                per_tag = minutes[minute] = {}
+            for tag, posts in tags.items():
+                if posts > 0:
+                    per_tag[tag] = per_tag.get(tag, 0) + posts
+                    change[tag] = change.get(tag, 0) + posts
+        for tag, posts in change.items():
+            self._move(tag, posts)
 
     def posts(self, tag: str) -> int:
         return self._posts.get(tag, 0)

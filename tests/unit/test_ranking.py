@@ -36,6 +36,30 @@ def test_recent_posts_counts_the_newest_span_and_forgets_older_minutes():
     assert len(recent) == 0 and list(recent.groups()) == []
 
 
+adds = st.lists(
+    st.tuples(
+        st.sampled_from("abcd"), st.integers(0, 12).map(lambda m: m * MINUTE), st.integers(1, 5)
+    )
+)
+
+
+@given(st.lists(adds, max_size=4))
+def test_add_many_leaves_what_the_same_adds_one_by_one_leave(batches):
+    one_by_one, at_once = RecentPosts(span_minutes=3), RecentPosts(span_minutes=3)
+    for batch in batches:
+        posts_at: dict[int, dict[str, int]] = {}
+        for tag, minute, posts in batch:
+            one_by_one.add(tag, minute, posts)
+            at = posts_at.setdefault(minute, {})
+            at[tag] = at.get(tag, 0) + posts
+        at_once.add_many(posts_at)
+        assert at_once.newest == one_by_one.newest
+        assert {t: at_once.posts(t) for t in "abcd"} == {t: one_by_one.posts(t) for t in "abcd"}
+        groups = [(n, sorted(tags)) for n, tags in one_by_one.groups()]
+        assert [(n, sorted(tags)) for n, tags in at_once.groups()] == groups
+        assert len(at_once) == len(one_by_one)
+
+
 def _world(seed: int, tags: int = 400, minutes: int = 130):
     """Random per-minute counts: a long tail, some steady tags, some jumping, some fading."""
     rng = random.Random(seed)
