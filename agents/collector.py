@@ -296,7 +296,7 @@ class PipelineCollector(_Collector):
         fam["gaps"].add_metric([POSTS], self.ingest.gaps)
         fam["gaps"].add_metric([self.counters.topic], self.counters.gaps)
         yield fam["gaps"]
-        fam["buckets"].add_metric([], len(plain_dict(self.counters.minutes.table)))
+        fam["buckets"].add_metric([], self.counters.buckets_held)
         yield fam["buckets"]
         fam["expired"].add_metric([], self.counters.buckets_expired)
         yield fam["expired"]

@@ -7,21 +7,32 @@ worker owns a disjoint set of hashtags and exports only those):
     ``{"n": posts, "r": {region: posts}, "f": {region: first_ts}, "m": marks, "u": users}``
     (``u``: its users, a sorted list up to 64, then a HyperLogLog sketch; see
     :mod:`pipeline.virality.users`)
-``hashtag-minutes`` (tumbling 60 s windows, event time, closed-open ``[m, m + 60)``)
-    ``[posts, marks, children, {region: posts}]`` per (hashtag, minute); ``children`` are the
-    posts that name a parent (the reproduction number's secondary cases)
+``hashtag-hours`` (tumbling 1 h windows, event time, closed-open ``[h, h + 3600)``)
+    ``[marks, {minute: [posts, children, {region: posts}]}]`` per (hashtag, hour): the minute
+    buckets (closed-open ``[m, m + 60)``, ``m`` the epoch second as a string) of that hour
+    that have posts; ``children`` are the posts that name a parent (the reproduction number's
+    secondary cases)
 
 ``marks`` is the highest source offset applied per ``posts`` partition; a delta at or below its
 mark is a redelivery and is skipped (:mod:`pipeline.deltas`). Delta records are taken in
 batches and applied with one table write per key per batch: Faust costs hundreds of
 microseconds per table write, so writes are what must not grow with events.
 
-Windows do not expire by wall clock: Faust's expiry compares window ends with ``time.time()``,
+Why an hour's buckets share one row (and one changelog record, and one set of marks): a replay
+batch spans many minutes of event time (hours, as the source partitions are read at different
+paces), and on ``make bench``'s workload (a long tail of hashtags, each seen in a few minutes
+of an hour) a record per minute bucket made 2.3 times as many writes and 6.7 times as many
+expiry tombstones (the deltas of a worker's run on 2,000,000 events: 1,315,849 bucket writes
+against 565,574 row writes), each with its own marks. The price is a larger record for a busy
+hashtag (up to 60 minutes rewritten per batch); its total, with its users' sketch, is larger
+still.
+
+Rows do not expire by wall clock: Faust's expiry compares window ends with ``time.time()``,
 which would delete every window of a historical replay at once. They expire in event time
-instead: every ``SWEEP_EVERY`` of event time, the buckets of the owned partitions older than
-the newest delta's time minus ``retention`` (the grace period plus the longest span a reader
-needs, R_t's) are deleted, with tombstones in the changelog. Memory then follows the hashtags
-alive in the last hours, not the events ever counted.
+instead: every ``SWEEP_EVERY`` of event time, the rows of the owned partitions whose whole hour
+is older than the newest delta's time minus ``retention`` (the grace period plus the longest
+span a reader needs, R_t's) are deleted, with tombstones in the changelog. Memory then follows
+the hashtags alive in the last hours, not the events ever counted.
 """
 
 from __future__ import annotations
@@ -48,8 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOTALS_TABLE = "hashtag-totals"
-MINUTES_TABLE = "hashtag-minutes"
-MINUTE = 60.0
+HOURS_TABLE = "hashtag-hours"
+HOUR = 3600
 # Records of hashtag-deltas taken at most at once: a fetch, or several when they waited
 # (agents.batches). With Faust's delivery, taken within BATCH_SECONDS: every hot hashtag is
 # written once per batch, so a longer batch means fewer writes; it is also what a change
@@ -59,7 +70,7 @@ BATCH_SECONDS = 0.5
 # Fetches of hashtag-deltas queued at most while a batch is applied: enough for the next
 # batch to reach BATCH_RECORDS under load (a fetch holds a few records per partition).
 FETCHES_QUEUED = 32
-SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired buckets
+SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired rows
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
 # generation interval (rates and growth need 2 h, less).
 READ_SPAN_SECONDS = (SKIP_NEWEST + WINDOW + MAX_LAG_MINUTES) * 60
@@ -90,16 +101,22 @@ class Counters:
         self.topic = deltas.get_topic_name()
         self.partitions = partitions
         self.retention = grace_seconds + READ_SPAN_SECONDS
-        # minute start -> tags with a bucket there: which buckets a sweep deletes. Built from
-        # the table on the first sweep (after a recovery the store holds buckets unindexed).
+        # hour start -> tags with a row there: which rows a sweep deletes. Built from the
+        # table on the first sweep (after a recovery the store holds rows unindexed).
         self._index: dict[int, set[str]] | None = None
         self._next_sweep: float | None = None
         self.buckets_expired = 0
+        # Minute buckets in the rows of the store, kept as batches are applied and rows
+        # expire, recounted with the stats (owned_stats): a scrape never walks the rows.
+        self.buckets_held = 0
         store = bulk_store()  # restored in bulk from the changelogs (agents/store.py)
         self.totals = app.Table(TOTALS_TABLE, default=None, partitions=partitions, store=store)
-        self.minutes = app.Table(
-            MINUTES_TABLE, default=None, partitions=partitions, store=store
-        ).tumbling(MINUTE, expires=None)
+        self.hours = app.Table(
+            HOURS_TABLE, default=None, partitions=partitions, store=store
+        ).tumbling(HOUR, expires=None)
+        # hour start -> its window range, the rows' key: Faust's ``ranges`` builds a list per
+        # call.
+        self._hour_ranges: dict[int, Any] = {}
         # Newest event time in the deltas this worker applied; the watermark of last resort
         # when it owns no partition of ``posts``.
         self.delta_watermark: float | None = None
@@ -133,13 +150,13 @@ class Counters:
         async def counters(stream: faust.StreamT) -> None:
             async for batch in self.batches.take(stream, BATCH_RECORDS, BATCH_SECONDS):
                 self.check_offsets([(m.partition, m.offset) for m in batch])
-                totals, buckets = self.apply_batch(
+                totals, rows = self.apply_batch(
                     [(m.partition, wire.decode(m.value)) for m in batch]
                 )
-                await writer.write((self.totals, totals), (self.minutes.table, buckets))
+                await writer.write((self.totals, totals), (self.hours.table, rows))
                 expired = self.expired()
                 if expired:
-                    await writer.write((self.minutes.table, expired))
+                    await writer.write((self.hours.table, expired))
 
         self.agent = counters
 
@@ -152,7 +169,7 @@ class Counters:
         return self._stores_sum("replayed_records")
 
     def _stores_sum(self, counter: str) -> int:
-        return sum(getattr(t.data, counter, 0) for t in (self.totals, self.minutes.table))
+        return sum(getattr(t.data, counter, 0) for t in (self.totals, self.hours.table))
 
     def check_offsets(self, read: list[tuple[int, int]]) -> None:
         """Count (and log) records of ``hashtag-deltas`` that skip ahead of the last one read
@@ -181,22 +198,23 @@ class Counters:
     ) -> tuple[list[tuple[int, str, Any]], list[tuple[int, Any, Any]]]:
         """Fold delta records [(partition, entries)] into one new value per key.
 
-        Returns the (partition, key, value) writes for the totals and the minute buckets.
+        Returns the (partition, key, value) writes for the totals and the hour rows.
         Faust acknowledges the batch only after the agent wrote them, so no offset commit can
         cover a delta whose effect is not in the changelog's producer queue.
         """
         totals = plain_dict(self.totals)
-        buckets = plain_dict(self.minutes.table)
-        ranges = self.minutes.table.window.ranges
+        stored_rows = plain_dict(self.hours.table)
         unions = self.unions
-        recent = self.recent
         tags_in, posts_in = self._tags_in, self._posts_in
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
-        new_buckets: dict[tuple[str, tuple[float, float]], tuple[int, list[Any]]] = {}
+        new_rows: dict[tuple[str, Any], tuple[int, list[Any]]] = {}
+        # minute -> (its hour's row range, the minute as a row's key, its hour)
+        minute_info: dict[int, tuple[Any, str, int]] = {}
+        # minute -> tag -> posts: what RecentPosts gets, once per batch
+        recent_posts: dict[int, dict[str, int]] = {}
         wm_seen = self.delta_watermark
-        # minute -> its window range: Faust's ``ranges`` builds a list per call.
-        range_of: dict[int, Any] = {}
         index = self._index
+        new_buckets = 0
         for partition, entries in batch:
             for entry_ranges, wm, tags in entries:
                 ranges_ = wire.marked(entry_ranges)
@@ -232,78 +250,141 @@ class Counters:
                         new_totals[tag] = (partition, value)
                     elif verdict == wire.OVERLAP:
                         self.overlaps += 1
-                    # Buckets carry their own marks: a crash may have kept a total's write
-                    # and lost a bucket's (or the reverse), so each is checked on its own.
+                    # Rows carry their own marks: a crash may have kept a total's write and
+                    # lost a row's (or the reverse), so each is checked on its own, once per
+                    # hour this delta touches (its minutes need not come in order).
+                    row_of: dict[int, list[Any] | None] = {}
                     for minute, count in by_minute:
-                        rng = range_of.get(minute)
-                        if rng is None:
-                            rng = range_of[minute] = ranges(float(minute))[0]
-                        key = (tag, rng)
-                        pending_bucket = new_buckets.get(key)
-                        if pending_bucket is None:
-                            stored_bucket = buckets.get(key)
-                            bucket = None if not stored_bucket else wire.new_bucket(stored_bucket)
+                        info = minute_info.get(minute)
+                        if info is None:
+                            info = minute_info[minute] = self._minute_info(minute)
+                        rng, minute_key, hour = info
+                        if hour in row_of:
+                            row = row_of[hour]
                         else:
-                            bucket = pending_bucket[1]
+                            row = row_of[hour] = self._row_to_apply(
+                                (tag, rng),
+                                partition,
+                                ranges_,
+                                advance,
+                                stored_rows,
+                                new_rows,
+                                duplicate=verdict == wire.SKIP,
+                            )
+                            if row is not None and index is not None:
+                                tags_at = index.get(hour)
+                                if tags_at is None:
+                                    tags_at = index[hour] = set()
+                                tags_at.add(tag)
+                        if row is None:
+                            continue  # applied before
                         kids = children.get(minute, 0) if children else 0
-                        if bucket is None:
-                            # The common case on a replay: nothing to check, nothing to copy.
-                            # ``where``'s dicts are this batch's own, so one is handed over.
-                            bucket = wire.fresh_bucket(advance, count, kids, where.get(minute))
-                        elif wire.check(bucket[1], ranges_) == wire.APPLY:
-                            wire.merge_bucket(bucket, ranges_, count, kids, where.get(minute))
-                        else:
-                            continue
-                        new_buckets[key] = (partition, bucket)
+                        new_buckets += wire.add_minute(
+                            row[1], minute_key, count, kids, where.get(minute)
+                        )
                         if counted:
-                            recent.add(tag, int(minute), count)
-                        if index is not None:
-                            tags_at = index.get(minute)
-                            if tags_at is None:
-                                tags_at = index[int(minute)] = set()
-                            tags_at.add(tag)
+                            at = recent_posts.get(minute)
+                            if at is None:
+                                at = recent_posts[minute] = {}
+                            at[tag] = at.get(tag, 0) + count
+        self.recent.add_many(recent_posts)
+        self.buckets_held += new_buckets
         self.delta_watermark = wm_seen
         self.batches_applied += 1
         return (
             [(p, tag, value) for tag, (p, value) in new_totals.items()],
-            [(p, key, bucket) for key, (p, bucket) in new_buckets.items()],
+            [(p, key, row) for key, (p, row) in new_rows.items()],
         )
 
+    def _minute_info(self, minute: int) -> tuple[Any, str, int]:
+        minute = int(minute)
+        hour = minute - minute % HOUR
+        return self._hour_range(hour), str(minute), hour
+
+    def _hour_range(self, hour: int) -> Any:
+        rng = self._hour_ranges.get(hour)
+        if rng is None:
+            if len(self._hour_ranges) > 100_000:  # a replay of years: keep it bounded
+                self._hour_ranges.clear()
+            rng = self._hour_ranges[hour] = self.hours.table.window.ranges(float(hour))[0]
+        return rng
+
+    def _row_to_apply(
+        self,
+        key: tuple[str, Any],
+        partition: int,
+        ranges_: list[tuple[str, int, int]],
+        advance: dict[str, int],
+        stored_rows: dict[Any, Any],
+        new_rows: dict[tuple[str, Any], tuple[int, list[Any]]],
+        duplicate: bool,
+    ) -> list[Any] | None:
+        """The row ``key`` with the entry of ``ranges_`` recorded in its marks, to add the
+        entry's minutes to; None when the row holds it already (a redelivery).
+
+        ``duplicate``: the hashtag's total holds the whole entry already. A row may then find
+        it partly applied, and skips it as a whole, rightly. Seen in the scaling test's join:
+        after a rebalance, an entry spanning offsets from 0 of every source partition, which
+        earlier entries had split between the hashtag's rows (the per-minute buckets before
+        rows skipped the same entries the same way, uncounted). Partly applied to a row while
+        new to the total would lose posts, and is counted in ``overlaps``."""
+        pending = new_rows.get(key)
+        if pending is not None:
+            row = pending[1]
+        else:
+            stored = stored_rows.get(key)
+            if not stored:
+                # The common case on a replay: nothing to check, nothing to copy.
+                row = [dict(advance), {}]
+                new_rows[key] = (partition, row)
+                return row
+            row = wire.new_row(stored)
+        verdict = wire.check(row[0], ranges_)
+        if verdict != wire.APPLY:
+            if verdict == wire.OVERLAP:
+                self.overlaps += duplicate is False
+            return None
+        wire.advance_marks(row[0], ranges_)
+        new_rows[key] = (partition, row)
+        return row
+
     def expired(self) -> list[tuple[int, Any, None]]:
-        """Deletions of the owned buckets older than the retention, once every
-        ``SWEEP_EVERY`` of event time (else nothing)."""
+        """Deletions of the owned rows whose whole hour is older than the retention, once
+        every ``SWEEP_EVERY`` of event time (else nothing)."""
         wm = self.delta_watermark
         if wm is None:
             return []
         if self._next_sweep is not None and wm < self._next_sweep:
             return []
         self._next_sweep = wm + SWEEP_EVERY
-        table = self.minutes.table
-        buckets = plain_dict(table)
+        rows = plain_dict(self.hours.table)
         if self._index is None:
             self._index = {}
-            for tag, (start, _end) in list(buckets):
+            for tag, (start, _end) in list(rows):
                 self._index.setdefault(int(start), set()).add(tag)
         cutoff = wm - self.retention
         owned = owned_partitions(self.app, self.topic)
-        ranges = table.window.ranges
         out: list[tuple[int, Any, None]] = []
         partition_of = self.partition_of
-        for minute in [m for m in self._index if m + MINUTE <= cutoff]:
-            rng = ranges(float(minute))[0]  # Faust builds a list per call: once per minute
-            for tag in self._index.pop(minute):
+        expired = 0
+        for hour in [h for h in self._index if h + HOUR <= cutoff]:
+            rng = self._hour_range(hour)
+            for tag in self._index.pop(hour):
                 key = (tag, rng)
                 partition = partition_of(tag)
-                if partition in owned and key in buckets:
+                row = rows.get(key) if partition in owned else None
+                if row:
                     out.append((partition, key, None))
-        self.buckets_expired += len(out)
+                    expired += len(row[1])
+        self.buckets_expired += expired
+        self.buckets_held -= expired
         return out
 
     def owned_stats(self, owned: frozenset[int]) -> tuple[int, int]:
         """(hashtags, their posts) on the ``owned`` partitions of ``hashtag-deltas``.
 
         Kept up to date by :meth:`apply_batch`; recounted from the store (and :attr:`recent`
-        rebuilt from the minute buckets) when something else may have written it: a
+        and :attr:`buckets_held` from the hour rows) when something else may have written it: a
         rebalance (a new generation, partitions restored from changelogs), a recovery (once,
         after it), or a store whose size is not what the applied batches made it.
         """
@@ -311,8 +392,8 @@ class Counters:
         store = plain_dict(self.totals)
         state = (getattr(app, "consumer_generation_id", None), owned)
         if restoring(app):
-            # The store is still filling: a recount per scrape would walk it (and every minute
-            # bucket) again and again, slowing the recovery it waits for. The figures stay
+            # The store is still filling: a recount per scrape would walk it (and every hour
+            # row) again and again, slowing the recovery it waits for. The figures stay
             # those of before the recovery until the first call after it recounts.
             self._stats_state = None
         elif state != self._stats_state or len(store) != self._stats_len:
@@ -332,37 +413,47 @@ class Counters:
                 posts[p] = posts.get(p, 0) + value["n"]
         self._tags_in, self._posts_in = tags, posts
         self._stats_len = len(store)
-        recent = self.recent
-        recent.clear()
-        for (tag, (start, _end)), bucket in list(plain_dict(self.minutes.table).items()):
-            if bucket and not movements.is_key(tag):
-                recent.add(tag, int(start), bucket[0])
+        recent_posts: dict[int, dict[str, int]] = {}
+        held = 0
+        for (tag, _rng), row in list(plain_dict(self.hours.table).items()):
+            if not row:
+                continue
+            held += len(row[1])
+            if movements.is_key(tag):
+                continue
+            for minute, bucket in row[1].items():
+                recent_posts.setdefault(int(minute), {})[tag] = bucket[0]
+        self.recent.clear()
+        self.recent.add_many(recent_posts)
+        self.buckets_held = held
+        # Rows restored since the index was built are not in it: the next sweep rebuilds it.
+        self._index = None
 
-    def recent_keys(self, watermark: float, minutes: int = HISTORY) -> list[tuple[float, float]]:
-        """Window ranges of the newest ``minutes`` minutes, the watermark's bucket first;
-        computed once per timer round, then looked up for every hashtag it reads."""
-        ranges = self.minutes.table.window.ranges
-        return [ranges(float(m))[0] for m in reversed(window_minutes(watermark, minutes))]
+    def recent_keys(self, watermark: float, minutes: int = HISTORY) -> list[tuple[Any, str]]:
+        """The newest ``minutes`` minutes as (row range, minute) keys, the watermark's minute
+        first; computed once per timer round, then looked up for every hashtag it reads."""
+        return [self._minute_info(m)[:2] for m in reversed(window_minutes(watermark, minutes))]
 
-    def recent_counts(self, tag: str, keys: list[tuple[float, float]]) -> list[int]:
-        buckets = plain_dict(self.minutes.table)
+    def recent_buckets(self, tag: str, keys: list[tuple[Any, str]]) -> list[Any]:
+        """The stored ``[posts, children, {region: posts}]`` buckets of ``keys`` (None where
+        there is none); see :func:`counts_of`, :func:`children_of` and :func:`regions_of`."""
+        rows = plain_dict(self.hours.table)
         out = []
-        for rng in keys:
-            value = buckets.get((tag, rng))
-            out.append(value[0] if value else 0)
+        last_rng = minutes = None
+        for rng, minute in keys:
+            if rng is not last_rng:  # keys of one hour share their range
+                last_rng = rng
+                row = rows.get((tag, rng))
+                minutes = row[1] if row else None
+            out.append(minutes.get(minute) if minutes else None)
         return out
 
-    def recent_buckets(self, tag: str, keys: list[tuple[float, float]]) -> list[Any]:
-        """The stored buckets of ``keys`` (None where there is none), for the readers that need
-        more than the counts: see :func:`children_of` and :func:`regions_of`."""
-        buckets = plain_dict(self.minutes.table)
-        return [buckets.get((tag, rng)) for rng in keys]
+    def recent_counts(self, tag: str, keys: list[tuple[Any, str]]) -> list[int]:
+        return counts_of(self.recent_buckets(tag, keys))
 
     def minute_count(self, tag: str, minute: int) -> int:
-        table = self.minutes.table
-        (rng,) = table.window.ranges(float(minute))
-        value = plain_dict(table).get((tag, rng))
-        return value[0] if value else 0
+        (bucket,) = self.recent_buckets(tag, [self._minute_info(minute)[:2]])
+        return bucket[0] if bucket else 0
 
     def partition_of(self, tag: str) -> int:
         p = self._partition_of.get(tag)
@@ -371,14 +462,13 @@ class Counters:
         return p
 
 
-# Buckets written before a field existed are shorter: none of it.
 def counts_of(buckets: list[Any]) -> list[int]:
     return [b[0] if b else 0 for b in buckets]
 
 
 def children_of(buckets: list[Any]) -> list[int]:
-    return [b[2] if b and len(b) > 2 else 0 for b in buckets]
+    return [b[1] if b else 0 for b in buckets]
 
 
 def regions_of(buckets: list[Any]) -> list[dict[str, int]]:
-    return [b[3] if b and len(b) > 3 else {} for b in buckets]
+    return [b[2] if b else {} for b in buckets]

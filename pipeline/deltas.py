@@ -112,7 +112,7 @@ def encode_records(entries: list[Entry], max_bytes: int = MAX_RECORD_BYTES) -> l
 
     A batch of records with a long tail of distinct hashtags can make one partition's delta
     larger than a producer may send. Splitting an entry's hashtags between records keeps its
-    ranges on each part: stage 2 checks marks per hashtag and per bucket, and every hashtag is
+    ranges on each part: stage 2 checks marks per hashtag and per hour row, and every hashtag is
     in exactly one part, so the parts apply exactly as the whole would. A single hashtag's
     delta that is still too large is sent as it is (the producer then says why).
     """
@@ -168,7 +168,8 @@ def advanced(ranges: list[tuple[str, int, int]]) -> dict[str, int]:
     return {sp: last for sp, _first, last in ranges}
 
 
-def _advance_marks(marks: dict[str, int], ranges: list[tuple[str, int, int]]) -> None:
+def advance_marks(marks: dict[str, int], ranges: list[tuple[str, int, int]]) -> None:
+    """Record an applied entry in a value's marks (``ranges`` as from :func:`marked`)."""
     for sp, _first, last in ranges:
         marks[sp] = last
 
@@ -206,46 +207,36 @@ def merge_total(
         earliest = first.get(region)
         if earliest is None or ts < earliest:
             first[region] = ts
-    _advance_marks(value["m"], ranges)
+    advance_marks(value["m"], ranges)
 
 
-def new_bucket(stored: list[Any] | None) -> list[Any]:
-    """A ``[posts, marks, children, {region: posts}]`` (hashtag, minute) bucket the caller
-    owns: a copy of ``stored`` (whose last fields may be missing: written before they
-    existed) or empty."""
+def new_row(stored: list[Any] | None) -> list[Any]:
+    """A ``[marks, {minute: [posts, children, {region: posts}]}]`` (hashtag, hour) row the
+    caller owns: its marks copied, its minutes a shallow copy (:func:`add_minute` replaces a
+    minute's list rather than change it, so the stored row's are never touched), or empty."""
     if not stored:
-        return [0, {}, 0, {}]
-    n = len(stored)
-    return [
-        stored[0],
-        dict(stored[1]),
-        stored[2] if n > 2 else 0,
-        dict(stored[3]) if n > 3 else {},
-    ]
+        return [{}, {}]
+    return [dict(stored[0]), dict(stored[1])]
 
 
-def fresh_bucket(
-    advance: dict[str, int], posts: int, children: int, by_region: dict[str, int] | None
-) -> list[Any]:
-    """A bucket that had none stored, after one entry: what :func:`new_bucket` then
-    :func:`merge_bucket` make, in one step (most buckets of a replay are new in their batch).
-    ``advance`` is :func:`advanced` of the entry's ranges (copied); ``by_region`` is taken, not
-    copied: the caller hands it over."""
-    return [posts, dict(advance), children, by_region if by_region is not None else {}]
-
-
-def merge_bucket(
-    value: list[Any],
-    ranges: list[tuple[str, int, int]],
+def add_minute(
+    minutes: dict[str, list[Any]],
+    minute: str,
     posts: int,
-    children: int = 0,
-    by_region: Mapping[str, int] | None = None,
-) -> None:
-    """Add to a bucket from :func:`new_bucket`."""
-    value[0] += posts
-    value[2] += children
+    children: int,
+    by_region: dict[str, int] | None,
+) -> bool:
+    """Add to one minute of a row from :func:`new_row` (``minute``: its start, epoch seconds,
+    as a string: JSON object keys are strings). A minute already there gets a new list and
+    regions dict, its old ones are left as they were; ``by_region`` is taken, not copied (the
+    caller hands it over). True when the minute is new to the row."""
+    old = minutes.get(minute)
+    if old is None:
+        minutes[minute] = [posts, children, by_region if by_region is not None else {}]
+        return True
+    where = dict(old[2])
     if by_region:
-        where = value[3]
         for region, n in by_region.items():
             where[region] = where.get(region, 0) + n
-    _advance_marks(value[1], ranges)
+    minutes[minute] = [old[0] + posts, old[1] + children, where]
+    return False

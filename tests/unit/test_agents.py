@@ -94,27 +94,59 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
     assert regions_of(buckets)[:2] == [{"FR": 2}, {}]  # the old delta: none
 
 
-async def test_buckets_expire_in_event_time_with_tombstones(app):
+async def test_a_row_skips_an_entry_its_total_holds_and_counts_one_it_does_not(app):
+    counters = app.spread_counters
+    hour = 3600.0
+    a = {"id": "a", "ts": 10 * hour, "hashtags": ["t"]}
+    b = {"id": "b", "ts": 12 * hour, "hashtags": ["t"]}
+    async with counters.agent.test_context() as agent:
+        await put_record(agent, [(0, 0, 0)], a)
+        await put_record(agent, [(1, 0, 0)], b)
+        # Both records again, in one entry: the total holds it, the row of a's hour holds
+        # only its source partition 0.
+        await put_record(agent, [(0, 0, 0), (1, 0, 0)], a, b)
+    assert counters.overlaps == 0
+    assert counters.minute_count("t", int(10 * hour)) == 1
+    # With the total lost (a crash that kept the row's write), the entry is new to it: the
+    # rows that hold part of it say so.
+    del counters.totals.data["t"]
+    async with counters.agent.test_context() as agent:
+        await put_record(agent, [(0, 0, 0), (1, 0, 0)], a, b)
+    assert counters.overlaps == 2
+    assert counters.minute_count("t", int(10 * hour)) == 1
+    assert counters.minute_count("t", int(12 * hour)) == 1
+
+
+async def test_buckets_expire_in_event_time_by_whole_hours_with_tombstones(app):
     counters = app.spread_counters
     owned = {faust.types.TP("test-agents-hashtag-deltas", p) for p in range(4)}
     app.assignor.assigned_actives = lambda: owned
     hour = 3600.0
-    start = 1_508_000_000.0
+    start = 1_508_000_000.0  # 53 min 20 s into its hour
+    times = [start, start + 60, start + 1300, start + 2 * hour]
     async with counters.agent.test_context() as agent:
-        for i, ts in enumerate([start, start + 60, start + 2 * hour]):
+        for i, ts in enumerate(times):
             await put_record(agent, [(0, i, i)], {"id": str(i), "ts": ts, "hashtags": ["old"]})
         # Far enough later (retention: grace 1 h + R_t's 7 h span) and past a sweep.
         late = start + counters.retention + 20 * 60
-        await put_record(agent, [(0, 3, 3)], {"id": "3", "ts": late, "hashtags": ["new"]})
-        await put_record(agent, [(0, 4, 4)], {"id": "4", "ts": late + 700, "hashtags": ["new"]})
-    minutes = {(tag, int(start_)) for tag, (start_, _end) in counters.minutes.table.data}
+        await put_record(agent, [(0, 4, 4)], {"id": "4", "ts": late, "hashtags": ["new"]})
+        await put_record(agent, [(0, 5, 5)], {"id": "5", "ts": late + 700, "hashtags": ["new"]})
+    cutoff = late + 700 - counters.retention
+    rows = counters.hours.table.data
+    minutes = {(tag, int(m)) for (tag, _rng), row in rows.items() for m in row[1]}
+    old = {("old", int(ts // 60 * 60)) for ts in times}
     gone = {("old", int(start // 60 * 60)), ("old", int((start + 60) // 60 * 60))}
-    assert not minutes & gone  # expired: older than the watermark minus the retention
-    assert ("old", int((start + 2 * hour) // 60 * 60)) in minutes  # still within it
+    assert not minutes & gone  # their whole hour is older than the watermark minus retention
+    # Older than the cutoff itself, but its hour is not over by then: kept with the hour.
+    assert int((start + 1300) // 60 * 60) + 60 <= cutoff
+    assert old - gone <= minutes
     assert counters.buckets_expired == 2
+    assert counters.buckets_held == sum(len(row[1]) for row in rows.values()) == len(minutes)
     tombstones = [r for r in list(app.changelog_producer.records()) if r[3] is None]
-    assert {(key[0], int(key[1][0])) for _, _, key, _ in tombstones} == gone
-    assert counters.totals.data["old"]["n"] == 3  # totals never expire
+    assert [(key[0], int(key[1][0])) for _, _, key, _ in tombstones] == [
+        ("old", int(start // hour * hour))
+    ]
+    assert counters.totals.data["old"]["n"] == 4  # totals never expire
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_check_ranges_against_marks():
     assert wire.check(marks, wire.marked([[0, 11, 20], [1, 0, 3]])) == wire.OVERLAP
 
 
-def test_merge_total_and_bucket_in_place():
+def test_merge_total_in_place():
     v = wire.new_total()
     wire.merge_total(v, wire.marked([[0, 0, 5]]), 2, {"US": 2}, {"US": 10.0})
     wire.merge_total(v, wire.marked([[1, 0, 0], [2, 4, 7]]), 1, {"FR": 1}, {"FR": 5.0})
@@ -128,28 +128,24 @@ def test_merge_total_and_bucket_in_place():
     copy = wire.copy_total(v)
     wire.merge_total(copy, wire.marked([[0, 7, 7]]), 1, {"ZZ": 1}, {})
     assert v["n"] == 4 and "ZZ" not in v["r"] and v["m"]["0"] == 6  # the copy is independent
-    b = wire.new_bucket(None)
-    wire.merge_bucket(b, wire.marked([[2, 0, 9]]), 3, 2, {"US": 2, "FR": 1})
-    wire.merge_bucket(b, wire.marked([[2, 10, 10], [4, 0, 1]]), 1, 0, {"US": 1})
-    assert b == [4, {"2": 10, "4": 1}, 2, {"US": 3, "FR": 1}]
-    # A bucket stored before children were counted reads as none; the copy is independent.
-    old = [5, {"2": 3}]
-    copy = wire.new_bucket(old)
-    wire.merge_bucket(copy, wire.marked([[2, 4, 4]]), 1, 1)
-    assert copy == [6, {"2": 4}, 1, {}] and old == [5, {"2": 3}]
 
 
-def test_a_fresh_bucket_is_an_empty_bucket_merged_once():
-    ranges = wire.marked([[2, 0, 9], [4, 3, 5]])
-    advance = wire.advanced(ranges)
-    for regions in ({"US": 2, "FR": 1}, None):
-        merged = wire.new_bucket(None)
-        wire.merge_bucket(merged, ranges, 3, 2, regions)
-        fresh = wire.fresh_bucket(advance, 3, 2, regions)
-        assert fresh == merged == [3, {"2": 9, "4": 5}, 2, regions or {}]
-    # Its marks are its own: advancing them leaves the entry's untouched.
-    fresh[1]["2"] = 99
-    assert advance == {"2": 9, "4": 5}
+def test_a_row_copy_shares_nothing_it_changes():
+    stored = [{"2": 3}, {"60": [5, 1, {"US": 5}]}]
+    row = wire.new_row(stored)
+    wire.advance_marks(row[0], wire.marked([[2, 4, 4], [4, 0, 1]]))
+    assert wire.add_minute(row[1], "60", 2, 1, {"US": 1, "FR": 1}) is False
+    where = {"FR": 3}
+    assert wire.add_minute(row[1], "120", 3, 0, where) is True
+    assert row == [
+        {"2": 4, "4": 1},
+        {"60": [7, 2, {"US": 6, "FR": 1}], "120": [3, 0, {"FR": 3}]},
+    ]
+    assert row[1]["120"][2] is where  # handed over, not copied
+    assert stored == [{"2": 3}, {"60": [5, 1, {"US": 5}]}]  # untouched
+    assert wire.add_minute(row[1], "180", 1, 0, None) is True
+    assert row[1]["180"] == [1, 0, {}]
+    assert wire.new_row(None) == [{}, {}]
 
 
 def test_late_events_count_in_totals_but_not_in_minute_buckets():

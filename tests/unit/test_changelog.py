@@ -154,7 +154,7 @@ def test_the_counters_tables_use_the_bulk_restoring_store(tmp_path):
     counters = app.spread_counters
     # A table whose store URL is falsy silently falls back to the app's plain memory store.
     assert isinstance(counters.totals.data, Store)
-    assert isinstance(counters.minutes.table.data, Store)
+    assert isinstance(counters.hours.table.data, Store)
 
 
 async def test_a_kept_partition_reports_what_the_worker_wrote_since_its_last_recovery(tmp_path):
