@@ -117,6 +117,7 @@ class Counters:
         # hour start -> its window range, the rows' key: Faust's ``ranges`` builds a list per
         # call.
         self._hour_ranges: dict[int, Any] = {}
+        self._hour_info: dict[str, tuple[Any, int]] = {}  # see _hour_key_info
         # Newest event time in the deltas this worker applied; the watermark of last resort
         # when it owns no partition of ``posts``.
         self.delta_watermark: float | None = None
@@ -208,13 +209,17 @@ class Counters:
         tags_in, posts_in = self._tags_in, self._posts_in
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
         new_rows: dict[tuple[str, Any], tuple[int, list[Any]]] = {}
-        # minute -> (its hour's row range, the minute as a row's key, its hour)
-        minute_info: dict[int, tuple[Any, str, int]] = {}
-        # minute -> tag -> posts: what RecentPosts gets, once per batch
+        hour_info = self._hour_info
+        # minute -> tag -> posts: what RecentPosts gets, once per batch. It ignores minutes
+        # older than its span behind the newest minute it was given, so hours wholly before
+        # that are not walked minute by minute (most of a replay's batch: it spans hours).
         recent_posts: dict[int, dict[str, int]] = {}
+        newest = self.recent.newest
+        recent_from = float("-inf") if newest is None else newest - self.recent.span - HOUR
         wm_seen = self.delta_watermark
         index = self._index
         new_buckets = 0
+        upgrade = wire.upgrade
         for partition, entries in batch:
             for entry_ranges, wm, tags in entries:
                 ranges_ = wire.marked(entry_ranges)
@@ -222,12 +227,9 @@ class Counters:
                 if wm is not None and (wm_seen is None or wm > wm_seen):
                     wm_seen = wm
                 for tag, delta in tags.items():
-                    posts, by_region, by_minute, first_seen = delta[:4]
-                    children = dict(delta[4]) if len(delta) > 4 and delta[4] else None
-                    batch_users = delta[5] if len(delta) > 5 else None
-                    where: dict[int, dict[str, int]] = {}
-                    for m, region, n in delta[6] if len(delta) > 6 else ():
-                        where.setdefault(m, {})[region] = n
+                    if type(delta[2]) is not dict:
+                        delta = upgrade(delta)
+                    posts, by_region, hours, first_seen, batch_users = delta
                     pending = new_totals.get(tag)
                     is_new = False
                     if pending is None:
@@ -251,42 +253,41 @@ class Counters:
                     elif verdict == wire.OVERLAP:
                         self.overlaps += 1
                     # Rows carry their own marks: a crash may have kept a total's write and
-                    # lost a row's (or the reverse), so each is checked on its own, once per
-                    # hour this delta touches (its minutes need not come in order).
-                    row_of: dict[int, list[Any] | None] = {}
-                    for minute, count in by_minute:
-                        info = minute_info.get(minute)
+                    # lost a row's (or the reverse), so each is checked on its own.
+                    for hour_key, minutes in hours.items():
+                        info = hour_info.get(hour_key)
                         if info is None:
-                            info = minute_info[minute] = self._minute_info(minute)
-                        rng, minute_key, hour = info
-                        if hour in row_of:
-                            row = row_of[hour]
-                        else:
-                            row = row_of[hour] = self._row_to_apply(
-                                (tag, rng),
-                                partition,
-                                ranges_,
-                                advance,
-                                stored_rows,
-                                new_rows,
-                                duplicate=verdict == wire.SKIP,
-                            )
-                            if row is not None and index is not None:
-                                tags_at = index.get(hour)
-                                if tags_at is None:
-                                    tags_at = index[hour] = set()
-                                tags_at.add(tag)
+                            info = self._hour_key_info(hour_key)
+                        rng, hour = info
+                        row = self._row_to_apply(
+                            (tag, rng),
+                            partition,
+                            ranges_,
+                            advance,
+                            stored_rows,
+                            new_rows,
+                            duplicate=verdict == wire.SKIP,
+                        )
                         if row is None:
                             continue  # applied before
-                        kids = children.get(minute, 0) if children else 0
-                        new_buckets += wire.add_minute(
-                            row[1], minute_key, count, kids, where.get(minute)
-                        )
-                        if counted:
-                            at = recent_posts.get(minute)
-                            if at is None:
-                                at = recent_posts[minute] = {}
-                            at[tag] = at.get(tag, 0) + count
+                        if index is not None:
+                            tags_at = index.get(hour)
+                            if tags_at is None:
+                                tags_at = index[hour] = set()
+                            tags_at.add(tag)
+                        held = row[1]
+                        if held:
+                            new_buckets += wire.add_minutes(held, minutes)
+                        else:  # the common case on a replay: the row is new, take the delta's
+                            row[1] = minutes
+                            new_buckets += len(minutes)
+                        if counted and hour > recent_from:
+                            for minute, bucket in minutes.items():
+                                m = int(minute)
+                                at = recent_posts.get(m)
+                                if at is None:
+                                    at = recent_posts[m] = {}
+                                at[tag] = at.get(tag, 0) + bucket[0]
         self.recent.add_many(recent_posts)
         self.buckets_held += new_buckets
         self.delta_watermark = wm_seen
@@ -295,6 +296,14 @@ class Counters:
             [(p, tag, value) for tag, (p, value) in new_totals.items()],
             [(p, key, row) for key, (p, row) in new_rows.items()],
         )
+
+    def _hour_key_info(self, hour_key: str) -> tuple[Any, int]:
+        """A wire delta's hour (its start as a string) -> (its row range, its start)."""
+        if len(self._hour_info) > 100_000:  # a replay of years: keep it bounded
+            self._hour_info.clear()
+        hour = int(hour_key)
+        info = self._hour_info[hour_key] = (self._hour_range(hour), hour)
+        return info
 
     def _minute_info(self, minute: int) -> tuple[Any, str, int]:
         minute = int(minute)

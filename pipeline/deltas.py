@@ -8,15 +8,22 @@ record holds entries; an entry sums the records of one or more contiguous offset
 ``[first, last]``, at most one per source partition ``sp`` (JSON)::
 
     {"e": [[[[sp, first, last], ...], wm,
-            {"metoo": [posts, {region: posts}, [[minute_start, posts], ...], {region: first_ts},
-                       [[minute_start, children], ...], users,
-                       [[minute_start, region, posts], ...]]}],
+            {"metoo": [posts, {region: posts},
+                       {hour: {minute: [posts, children, {region: posts}]}},
+                       {region: first_ts}, users]}],
            ...]}
 
-(``children``: posts naming a parent, per minute; ``users``: the entry's users, as a list of
-ids when few, else their HyperLogLog sketch in base64 (:func:`pipeline.virality.users.pack`).
-The last field splits the minutes' posts by region. Deltas written before these existed
-have four or six fields: no children, no users, no regions per minute.)
+``hour`` and ``minute`` are the epoch seconds of their start as strings (JSON object keys):
+the minutes come grouped by the hour, in the shape of a ``hashtag-hours`` row, so that stage 2
+looks up one row per hour and takes a row it does not hold yet as it arrives, with no work per
+minute. ``children``: posts naming a parent; ``users``: the entry's users, as a list of ids
+when few, else their HyperLogLog sketch in base64 (:func:`pipeline.virality.users.pack`).
+
+Deltas written before 2026-12-01 carry the minutes as lists and have four, six or seven
+fields: ``[posts, {region: posts}, [[minute, posts], ...], {region: first_ts}, [[minute,
+children], ...], users, [[minute, region, posts], ...]]`` (no children, users or regions per
+minute when shorter). Stage 2 still reads them (:func:`upgrade`), so a worker upgraded with
+deltas in flight loses none.
 
 A batch's new records make one entry whatever the number of source partitions in it (one
 per stage-1 helper process, each with its share of them), so a hashtag costs stage 2 one
@@ -73,13 +80,14 @@ Entry = list  # [[[sp, first, last], ...], wm, {tag: wire TagDelta}]
 Range = tuple[int, int, int]  # (sp, first, last)
 
 APPLY, SKIP, OVERLAP = "apply", "skip", "overlap"
+HOUR = 3600  # a hashtag-hours row's span, seconds
 
 
 def entry(
     ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta], with_users: bool = True
 ) -> Entry:
-    """One batch's contribution (minute buckets as pairs: JSON keys are strings);
-    ``with_users=False`` leaves the users out (a worker run with ``--no-virality``)."""
+    """One batch's contribution; ``with_users=False`` leaves the users out (a worker run
+    with ``--no-virality``)."""
     return [
         [list(r) for r in ranges],
         wm,
@@ -87,15 +95,46 @@ def entry(
             t: [
                 d[0],
                 d[1],
-                list(d[2].items()),
+                hours_of(d[2], d[4], d[6]),
                 d[3],
-                list(d[4].items()),
                 users.pack(d[5]) if with_users else [],
-                [[m, r, n] for (m, r), n in d[6].items()],
             ]
             for t, d in tags.items()
         },
     ]
+
+
+Hours = dict[str, dict[str, list[Any]]]  # {hour: {minute: [posts, children, {region: posts}]}}
+
+
+def hours_of(
+    by_minute: Mapping[int, int],
+    children: Mapping[int, int],
+    where: Mapping[tuple[int, str], int],
+) -> Hours:
+    """A :data:`~pipeline.aggregate.TagDelta`'s minutes as the wire carries them: grouped by
+    the hour, each ``[posts, children, {region: posts}]``."""
+    hours: Hours = {}
+    by_key: dict[int, list[Any]] = {}
+    for minute, posts in by_minute.items():
+        hour = str(minute - minute % HOUR)
+        at = hours.get(hour)
+        if at is None:
+            at = hours[hour] = {}
+        at[str(minute)] = by_key[minute] = [posts, children.get(minute, 0), {}]
+    for (minute, region), posts in where.items():
+        by_key[minute][2][region] = posts
+    return hours
+
+
+def upgrade(delta: list[Any]) -> list[Any]:
+    """A wire delta of before 2026-12-01 (minutes as lists, four to seven fields) in today's
+    form."""
+    posts, by_region, by_minute, first_seen = delta[:4]
+    children = dict(delta[4]) if len(delta) > 4 and delta[4] else {}
+    batch_users = delta[5] if len(delta) > 5 else []
+    where = {(m, r): n for m, r, n in delta[6]} if len(delta) > 6 else {}
+    return [posts, by_region, hours_of(dict(by_minute), children, where), first_seen, batch_users]
 
 
 def encode(entries: list[Entry]) -> bytes:
@@ -212,31 +251,27 @@ def merge_total(
 
 def new_row(stored: list[Any] | None) -> list[Any]:
     """A ``[marks, {minute: [posts, children, {region: posts}]}]`` (hashtag, hour) row the
-    caller owns: its marks copied, its minutes a shallow copy (:func:`add_minute` replaces a
+    caller owns: its marks copied, its minutes a shallow copy (:func:`add_minutes` replaces a
     minute's list rather than change it, so the stored row's are never touched), or empty."""
     if not stored:
         return [{}, {}]
     return [dict(stored[0]), dict(stored[1])]
 
 
-def add_minute(
-    minutes: dict[str, list[Any]],
-    minute: str,
-    posts: int,
-    children: int,
-    by_region: dict[str, int] | None,
-) -> bool:
-    """Add to one minute of a row from :func:`new_row` (``minute``: its start, epoch seconds,
-    as a string: JSON object keys are strings). A minute already there gets a new list and
-    regions dict, its old ones are left as they were; ``by_region`` is taken, not copied (the
-    caller hands it over). True when the minute is new to the row."""
-    old = minutes.get(minute)
-    if old is None:
-        minutes[minute] = [posts, children, by_region if by_region is not None else {}]
-        return True
-    where = dict(old[2])
-    if by_region:
-        for region, n in by_region.items():
+def add_minutes(held: dict[str, list[Any]], minutes: Mapping[str, list[Any]]) -> int:
+    """Add an hour's minutes from a wire delta to those of a row from :func:`new_row`. A minute
+    the row lacks takes the delta's list as it is (the caller hands it over); one it has gets
+    a new list and regions dict, its old ones are left as they were. Returns how many minutes
+    are new to the row."""
+    added = 0
+    for minute, bucket in minutes.items():
+        old = held.get(minute)
+        if old is None:
+            held[minute] = bucket
+            added += 1
+            continue
+        where = dict(old[2])
+        for region, n in bucket[2].items():
             where[region] = where.get(region, 0) + n
-    minutes[minute] = [old[0] + posts, old[1] + children, where]
-    return False
+        held[minute] = [old[0] + bucket[0], old[1] + bucket[1], where]
+    return added

@@ -80,18 +80,26 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
     async with counters.agent.test_context() as agent:
         await put_record(agent, [(0, 0, 0)], post, reply)
         await put_record(agent, [(0, 0, 0)], reply)  # redelivered: skipped, children too
-        # A delta written before children were counted: four fields, counted as posts only.
-        old = wire.entry(
-            [(0, 1, 1)], 131.0, {"metoo": [1, {"FR": 1}, {120: 1}, {"FR": 131.0}, {}, set(), {}]}
-        )
-        old[2]["metoo"] = old[2]["metoo"][:4]
-        await agent.put(wire.encode([old]), partition=wire.partition_for("metoo", 4))
-    keys = counters.recent_keys(131.0)
-    assert counters.recent_counts("metoo", keys)[:2] == [3, 0]
+        # Deltas of before 2026-12-01, minutes as lists: one written before children were
+        # counted (four fields, posts only), one with every field (seven).
+        target = wire.partition_for("metoo", 4)
+        four = [[[0, 1, 1]], 131.0, {"metoo": [1, {"FR": 1}, [[120, 1]], {"FR": 131.0}]}]
+        await agent.put(wire.encode([four]), partition=target)
+        seven = [
+            [[0, 2, 3]],
+            190.0,
+            {"metoo": [3, {"FR": 1, "US": 2}, [[180, 3]], {"FR": 190.0, "US": 185.0},
+                       [[180, 2]], ["u1"], [[180, "FR", 1], [180, "US", 2]]]},
+        ]  # fmt: skip
+        await agent.put(wire.encode([seven]), partition=target)
+    keys = counters.recent_keys(190.0)
+    assert counters.recent_counts("metoo", keys)[:3] == [3, 3, 0]
     buckets = counters.recent_buckets("metoo", keys)
-    assert counts_of(buckets)[:2] == counters.recent_counts("metoo", keys)[:2]
-    assert children_of(buckets)[:2] == [1, 0]
-    assert regions_of(buckets)[:2] == [{"FR": 2}, {}]  # the old delta: none
+    assert counts_of(buckets)[:3] == counters.recent_counts("metoo", keys)[:3]
+    assert children_of(buckets)[:3] == [2, 1, 0]
+    # The four fields' post has no region in its minute, the seven fields' posts have theirs.
+    assert regions_of(buckets)[:3] == [{"FR": 1, "US": 2}, {"FR": 2}, {}]
+    assert counters.totals.data["metoo"]["n"] == 6
 
 
 async def test_a_row_skips_an_entry_its_total_holds_and_counts_one_it_does_not(app):
@@ -115,6 +123,32 @@ async def test_a_row_skips_an_entry_its_total_holds_and_counts_one_it_does_not(a
     assert counters.overlaps == 2
     assert counters.minute_count("t", int(10 * hour)) == 1
     assert counters.minute_count("t", int(12 * hour)) == 1
+
+
+async def test_recent_posts_kept_per_batch_equal_a_recount_from_the_rows(app):
+    """Stage 2 does not walk the minutes of hours wholly behind RecentPosts' span; what it
+    keeps must still be what the stored rows say."""
+    counters = app.spread_counters
+    hour = 3600.0
+    times = [30 * hour + 50, 27 * hour + 10, 30 * hour - 400, 29 * hour + 3500, 30 * hour + 900]
+    for i, ts in enumerate(times):  # a batch each, as the agent's body applies one
+        events = [
+            {"id": f"{i}-{k}", "ts": ts + k * 7, "hashtags": [f"t{k % 3}", "metoo"]}
+            for k in range(40)
+        ]
+        s = summarise(b"\n".join(orjson.dumps(e) for e in events))
+        batch = [
+            (target, wire.decode(wire.encode([wire.entry([(0, i, i)], s.max_ts, tags)])))
+            for target, tags in wire.split_by_partition(s.tags, 4).items()
+        ]
+        totals, rows = counters.apply_batch(batch)
+        await app.spread_writer.write((counters.totals, totals), (counters.hours.table, rows))
+    kept = dict(counters.recent._posts)
+    held = counters.buckets_held
+    assert kept and counters.recent.newest == int((30 * hour + 900 + 39 * 7) // 60 * 60)
+    counters._recount(counters.totals.data)
+    assert counters.recent._posts == kept
+    assert counters.buckets_held == held
 
 
 async def test_buckets_expire_in_event_time_by_whole_hours_with_tombstones(app):

@@ -74,10 +74,10 @@ def test_delta_roundtrip_and_split():
     ]
     decoded = wire.decode(wire.encode(entries))
     assert [e[:2] for e in decoded] == [[[[3, 17, 20], [5, 2, 9]], 61], [[[3, 21, 21]], None]]
-    assert decoded[0][2]["a"][:5] == [1, {"US": 1}, [[60, 1]], {"US": 60}, []]
+    assert decoded[0][2]["a"][:4] == [1, {"US": 1}, {"0": {"60": [1, 0, {"US": 1}]}}, {"US": 60}]
     # A few users travel as their ids; more as a HyperLogLog sketch (base64).
-    assert decoded[0][2]["a"][5] == ["u1"]
-    assert sorted(decoded[0][2]["c"][5]) == ["u1", "u2"]
+    assert decoded[0][2]["a"][4] == ["u1"]
+    assert sorted(decoded[0][2]["c"][4]) == ["u1", "u2"]
     many = users.pack({f"u{i}" for i in range(users.SMALL + 1)})
     assert isinstance(many, str) and round(users.estimate(many)) == users.SMALL + 1
 
@@ -134,18 +134,41 @@ def test_a_row_copy_shares_nothing_it_changes():
     stored = [{"2": 3}, {"60": [5, 1, {"US": 5}]}]
     row = wire.new_row(stored)
     wire.advance_marks(row[0], wire.marked([[2, 4, 4], [4, 0, 1]]))
-    assert wire.add_minute(row[1], "60", 2, 1, {"US": 1, "FR": 1}) is False
-    where = {"FR": 3}
-    assert wire.add_minute(row[1], "120", 3, 0, where) is True
+    bucket = [3, 0, {"FR": 3}]
+    assert wire.add_minutes(row[1], {"60": [2, 1, {"US": 1, "FR": 1}], "120": bucket}) == 1
     assert row == [
         {"2": 4, "4": 1},
         {"60": [7, 2, {"US": 6, "FR": 1}], "120": [3, 0, {"FR": 3}]},
     ]
-    assert row[1]["120"][2] is where  # handed over, not copied
+    assert row[1]["120"] is bucket  # handed over, not copied
     assert stored == [{"2": 3}, {"60": [5, 1, {"US": 5}]}]  # untouched
-    assert wire.add_minute(row[1], "180", 1, 0, None) is True
-    assert row[1]["180"] == [1, 0, {}]
+    assert wire.add_minutes(row[1], {"120": [1, 1, {}]}) == 0
+    assert row[1]["120"] == [4, 1, {"FR": 3}] and bucket == [3, 0, {"FR": 3}]
     assert wire.new_row(None) == [{}, {}]
+
+
+def test_hours_group_minutes_as_rows_and_old_deltas_upgrade():
+    s = summarise(
+        env(
+            {"id": "1", "ts": 3599, "region": "US", "hashtags": ["a"], "parent": "x"},
+            {"id": "2", "ts": 3600, "region": "FR", "hashtags": ["a"]},
+            {"id": "3", "ts": 3650, "region": "US", "hashtags": ["a"], "parent": "x"},
+            {"id": "4", "ts": 3655, "region": "FR", "hashtags": ["a"]},
+        )
+    )
+    a = s.tags["a"]
+    hours = {"0": {"3540": [1, 1, {"US": 1}]}, "3600": {"3600": [3, 1, {"FR": 2, "US": 1}]}}
+    assert wire.hours_of(a[2], a[4], a[6]) == hours
+    # The same delta as written before 2026-12-01: minutes as lists, seven fields.
+    legacy = [
+        a[0], a[1], [[m, n] for m, n in a[2].items()], a[3], [[m, n] for m, n in a[4].items()],
+        ["u1"], [[m, r, n] for (m, r), n in a[6].items()],
+    ]  # fmt: skip
+    assert wire.upgrade(legacy) == [4, a[1], hours, a[3], ["u1"]]
+    # Four fields (before children and users): posts only, no regions per minute.
+    assert wire.upgrade(legacy[:4]) == [
+        4, a[1], {"0": {"3540": [1, 0, {}]}, "3600": {"3600": [3, 0, {}]}}, a[3], [],
+    ]  # fmt: skip
 
 
 def test_late_events_count_in_totals_but_not_in_minute_buckets():

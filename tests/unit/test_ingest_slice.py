@@ -82,7 +82,7 @@ def test_events_older_than_the_watermark_minus_grace_are_late():
     result = process([(0, 1, line(1, ["a"], ts=9_000.0), False)], stored, 1e9)
     assert result.rows[0]["late"] == 1
     [(_target, [(_ranges, _wm, tags)])] = decoded(result.deltas)
-    assert tags["a"][2] == []  # in the total, not in a minute bucket
+    assert tags["a"][2] == {}  # in the total, not in a minute bucket
 
 
 def test_the_processor_learns_the_generation_interval_across_slices():
