@@ -4,15 +4,17 @@ The ingest agent calls :func:`summarise` once per Kafka record; everything it pr
 plain data so it is unit-tested without a broker. Per distinct normalised hashtag a record
 yields one :data:`TagDelta`::
 
-    [posts, {region: posts}, {minute_start: posts}, {region: earliest_ts},
-     {minute_start: children}, {users}, {(minute_start, region): posts}]
+    [posts, {region: posts}, {minute_start: [posts, children, {region: posts}]},
+     {region: earliest_ts}, {users}]
 
 ``minute_start`` is the event time floored to the minute, aligned to the epoch (closed-open
-buckets ``[m, m + 60)``). ``children`` counts the posts that name a ``parent`` (a non-empty
-string): the secondary cases of the reproduction number (:mod:`pipeline.virality.reproduction`),
-as opposed to posts that start a cascade. ``users`` is the set of the posts' ``user`` values
-(non-empty strings), for the unique-user sketches (:mod:`pipeline.virality.users`). The last
-field splits each minute's posts by region, for the per-region rates.
+buckets ``[m, m + 60)``); a minute's bucket has the shape of a stage-2 row's
+(:mod:`agents.counters`), so that it travels and is stored as it is built. ``children`` counts
+the posts that name a ``parent`` (a non-empty string): the secondary cases of the
+reproduction number (:mod:`pipeline.virality.reproduction`), as opposed to posts that start a
+cascade. The regions split the minute's posts, for the per-region rates. ``users`` is the set
+of the posts' ``user`` values (non-empty strings), for the unique-user sketches
+(:mod:`pipeline.virality.users`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from pipeline.events import decode_lines, split_record
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.virality.parents import ParentClock
 
-# [int, dict[str, int], dict[int, int], dict[str, float], dict[int, int], set,
-#  dict[tuple[int, str], int]]
+# [int, dict[str, int], dict[int, list[int | dict[str, int]]], dict[str, float], set[str]]
 TagDelta = list
 
 _normalise_tag = lru_cache(maxsize=1 << 16)(hashtags.normalise)
@@ -122,6 +123,7 @@ def summarise(
                     distinct.append(k)
         parent = event.parent
         child = bool(parent) and not late
+        kid = 1 if child else 0
         user = event.user or None
         if parents is not None and (child or event.id.endswith(parents.suffix)):
             parents.observe(event.id, ts, parent if child else None)
@@ -134,30 +136,29 @@ def summarise(
                 tags_out[tag] = [
                     1,
                     {region: 1},
-                    {} if late else {minute: 1},
+                    {} if late else {minute: [1, kid, {region: 1}]},
                     {region: ts},
-                    {minute: 1} if child else {},
                     {user} if user is not None else set(),
-                    {} if late else {(minute, region): 1},
                 ]
                 continue
             delta[0] += 1
             by_region = delta[1]
             by_region[region] = by_region.get(region, 0) + 1
             if not late:
-                by_minute = delta[2]
-                by_minute[minute] = by_minute.get(minute, 0) + 1
-                where = delta[6]
-                key = (minute, region)
-                where[key] = where.get(key, 0) + 1
+                buckets = delta[2]
+                bucket = buckets.get(minute)
+                if bucket is None:
+                    buckets[minute] = [1, kid, {region: 1}]
+                else:
+                    bucket[0] += 1
+                    bucket[1] += kid
+                    where = bucket[2]
+                    where[region] = where.get(region, 0) + 1
             first = delta[3]
             earliest = first.get(region)
             if earliest is None or ts < earliest:
                 first[region] = ts
-            if child:
-                children = delta[4]
-                children[minute] = children.get(minute, 0) + 1
             if user is not None:
-                delta[5].add(user)
+                delta[4].add(user)
     out.max_ts = max_ts
     return out

@@ -175,7 +175,7 @@ def analyze(
         if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
             out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
-        for tag, (n, by_region, by_minute, first, children, who, where) in s.tags.items():
+        for tag, (n, by_region, by_minute, first, who) in s.tags.items():
             into = out
             if movements.is_key(tag):
                 into, tag = moves, movements.name_of(tag)
@@ -185,10 +185,13 @@ def analyze(
                 hour = int(s.max_ts // 3600) * 3600  # one event per line: its time
                 for region, count in by_region.items():
                     out.region_hours[(region, hour)] += count
-            into.minutes[tag].update(by_minute)
-            into.region_minutes[tag].update(where)
-            if children:
-                into.children[tag].update(children)
+            minutes, region_minutes = into.minutes[tag], into.region_minutes[tag]
+            for minute, (posts, children, where) in by_minute.items():
+                minutes[minute] += posts
+                if children:
+                    into.children[tag][minute] += children
+                for region, count in where.items():
+                    region_minutes[(minute, region)] += count
             if who:
                 sketch = into.users.get(tag)
                 if sketch is None:

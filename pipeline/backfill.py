@@ -65,8 +65,8 @@ def collect(items: Iterable[tuple[float | None, bytes]], step: int) -> History:
             h.posts[tag][at] += n
             for region, count in by_region.items():
                 h.regions[(tag, region)][at] += count
-            for minute, count in by_minute.items():
-                h.minutes[tag][minute] += count
+            for minute, bucket in by_minute.items():
+                h.minutes[tag][minute] += bucket[0]
             for region, seen in first.items():
                 key = (tag, region)
                 if key not in h.first_seen or seen < h.first_seen[key]:

@@ -87,18 +87,12 @@ def entry(
     ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta], with_users: bool = True
 ) -> Entry:
     """One batch's contribution; ``with_users=False`` leaves the users out (a worker run
-    with ``--no-virality``)."""
+    with ``--no-virality``). The minutes' buckets are handed over, not copied."""
     return [
         [list(r) for r in ranges],
         wm,
         {
-            t: [
-                d[0],
-                d[1],
-                hours_of(d[2], d[4], d[6]),
-                d[3],
-                users.pack(d[5]) if with_users else [],
-            ]
+            t: [d[0], d[1], by_hour(d[2]), d[3], users.pack(d[4]) if with_users else []]
             for t, d in tags.items()
         },
     ]
@@ -107,23 +101,16 @@ def entry(
 Hours = dict[str, dict[str, list[Any]]]  # {hour: {minute: [posts, children, {region: posts}]}}
 
 
-def hours_of(
-    by_minute: Mapping[int, int],
-    children: Mapping[int, int],
-    where: Mapping[tuple[int, str], int],
-) -> Hours:
-    """A :data:`~pipeline.aggregate.TagDelta`'s minutes as the wire carries them: grouped by
-    the hour, each ``[posts, children, {region: posts}]``."""
+def by_hour(buckets: Mapping[int, list[Any]]) -> Hours:
+    """A :data:`~pipeline.aggregate.TagDelta`'s minute buckets as the wire carries them:
+    grouped by the hour, epoch seconds as strings (JSON object keys)."""
     hours: Hours = {}
-    by_key: dict[int, list[Any]] = {}
-    for minute, posts in by_minute.items():
+    for minute, bucket in buckets.items():
         hour = str(minute - minute % HOUR)
         at = hours.get(hour)
         if at is None:
             at = hours[hour] = {}
-        at[str(minute)] = by_key[minute] = [posts, children.get(minute, 0), {}]
-    for (minute, region), posts in where.items():
-        by_key[minute][2][region] = posts
+        at[str(minute)] = bucket
     return hours
 
 
@@ -131,10 +118,13 @@ def upgrade(delta: list[Any]) -> list[Any]:
     """A wire delta of before 2026-12-01 (minutes as lists, four to seven fields) in today's
     form."""
     posts, by_region, by_minute, first_seen = delta[:4]
-    children = dict(delta[4]) if len(delta) > 4 and delta[4] else {}
+    buckets: dict[int, list[Any]] = {m: [n, 0, {}] for m, n in by_minute}
+    for m, n in delta[4] if len(delta) > 4 else ():
+        buckets[m][1] = n
+    for m, region, n in delta[6] if len(delta) > 6 else ():
+        buckets[m][2][region] = n
     batch_users = delta[5] if len(delta) > 5 else []
-    where = {(m, r): n for m, r, n in delta[6]} if len(delta) > 6 else {}
-    return [posts, by_region, hours_of(dict(by_minute), children, where), first_seen, batch_users]
+    return [posts, by_region, by_hour(buckets), first_seen, batch_users]
 
 
 def encode(entries: list[Entry]) -> bytes:

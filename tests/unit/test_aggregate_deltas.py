@@ -31,15 +31,16 @@ def test_summarise_counts_once_per_distinct_tag_by_region_and_minute():
     assert [r for r, _ in s.rejected] == ["invalid_json", "bad_id"]
     assert s.rejected[0][1] == b"{broken"
     assert s.max_ts == 179.0
-    posts, regions, minutes, first, children, users, where = s.tags["metoo"]
-    assert where == {(120, "FR"): 1, (60, "ZZ"): 1}  # each minute's posts by region
+    posts, regions, minutes, first, users = s.tags["metoo"]
     assert posts == 2
     assert regions == {"FR": 1, "ZZ": 1}
-    assert minutes == {120: 1, 60: 1}
+    # Each minute: its posts, those naming a parent, its posts by region.
+    assert minutes == {120: [1, 0, {"FR": 1}], 60: [1, 1, {"ZZ": 1}]}
     assert first == {"FR": 120.5, "ZZ": 61.0}
-    assert children == {60: 1}  # the post naming a parent, in its minute
     assert users == {"ann"}  # only non-empty strings are users
-    assert s.tags["x"][0] == 2 and s.tags["x"][4] == {} and s.tags["x"][5] == set()
+    x = s.tags["x"]
+    assert x[0] == 2 and x[2] == {120: [1, 0, {"FR": 1}], 60: [1, 0, {"ZZ": 1}]}
+    assert x[4] == set()
 
 
 def test_minute_buckets_are_epoch_aligned_and_closed_open():
@@ -87,15 +88,13 @@ def test_summarise_into_accumulates_records():
     summarise(env({"id": "1", "ts": 60, "region": "US", "hashtags": ["a"]}), into=acc)
     second = summarise(env({"id": "2", "ts": 200, "region": "FR", "hashtags": ["A"]}), into=acc)
     assert second.tags is acc
-    assert acc["a"][:6] == [
+    assert acc["a"] == [
         2,
         {"US": 1, "FR": 1},
-        {60: 1, 180: 1},
+        {60: [1, 0, {"US": 1}], 180: [1, 0, {"FR": 1}]},
         {"US": 60, "FR": 200},
-        {},
         set(),
     ]
-    assert acc["a"][6] == {(60, "US"): 1, (180, "FR"): 1}
 
 
 def test_check_ranges_against_marks():
@@ -158,11 +157,12 @@ def test_hours_group_minutes_as_rows_and_old_deltas_upgrade():
     )
     a = s.tags["a"]
     hours = {"0": {"3540": [1, 1, {"US": 1}]}, "3600": {"3600": [3, 1, {"FR": 2, "US": 1}]}}
-    assert wire.hours_of(a[2], a[4], a[6]) == hours
+    assert wire.by_hour(a[2]) == hours
     # The same delta as written before 2026-12-01: minutes as lists, seven fields.
     legacy = [
-        a[0], a[1], [[m, n] for m, n in a[2].items()], a[3], [[m, n] for m, n in a[4].items()],
-        ["u1"], [[m, r, n] for (m, r), n in a[6].items()],
+        a[0], a[1], [[m, b[0]] for m, b in a[2].items()], a[3],
+        [[m, b[1]] for m, b in a[2].items() if b[1]], ["u1"],
+        [[m, r, n] for m, b in a[2].items() for r, n in b[2].items()],
     ]  # fmt: skip
     assert wire.upgrade(legacy) == [4, a[1], hours, a[3], ["u1"]]
     # Four fields (before children and users): posts only, no regions per minute.
@@ -178,10 +178,9 @@ def test_late_events_count_in_totals_but_not_in_minute_buckets():
     )
     s = summarise(record, envelope=True, late_before=500.0)
     assert s.accepted == 2 and s.late == 1
-    posts, regions, minutes, first, children, users, where = s.tags["a"]
-    assert where == {(960, "FR"): 1}
+    posts, regions, minutes, first, users = s.tags["a"]
     assert posts == 2 and regions == {"FR": 1, "US": 1} and first == {"FR": 1000.0, "US": 400.0}
-    assert minutes == {960: 1} and children == {}  # the late reply is in neither
+    assert minutes == {960: [1, 0, {"FR": 1}]}  # the late reply is not in a minute
     assert users == {"x"}  # a late event still counts as a user
     assert s.tags["b"][:3] == [1, {"US": 1}, {}]
     assert summarise(record, envelope=True).late == 0
