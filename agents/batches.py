@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from time import monotonic
 from typing import Any, cast
 
 import faust
@@ -123,6 +124,14 @@ class Batches:
             track = consumer.unacked.add
             for message in batch:
                 track(message)
+            # What a stream's sensors record for each event it takes: Faust's consumer logs
+            # "Stream has not started processing" (an ERROR, every few seconds) for a partition
+            # with records waiting and no time here for 5 minutes, which a worker far behind
+            # (bench/soak.py's sustained phase) reached with every partition it was reading.
+            inbound = app.monitor.stream_inbound_time
+            now = monotonic()
+            for tp in {message.tp for message in batch}:
+                inbound[tp] = now
             yield batch
             ack = consumer.ack
             for message in batch:
