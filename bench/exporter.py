@@ -11,9 +11,14 @@ scraped costs the worker.
 2. **Scrapes**: ten full scrapes of ``/metrics`` while idle: median and worst time, size, and
    every exported total checked against the input.
 3. **Throughput under scraping**: the Zipf workload (bench.workload), ``--events`` events in
-   each of two phases on the same worker, same state: first unscraped, then with a full scrape
-   every 5 s (Prometheus' interval in deploy/). Both phases sit within the ranking's 30-minute
-   span with the loaded tags. The ratio comes first.
+   each of ``4 * ROUNDS`` phases on the same worker, in the order unscraped, scraped (a full
+   scrape every 5 s, Prometheus' interval in deploy/), scraped, unscraped, and again: the
+   order cancels a steady drift (the worker slows as its tables grow: 156,000 then 128,000
+   then 118,000 events/s in three unscraped phases of one run). Every phase sits within the
+   ranking's 30-minute span with the loaded tags. Each mode's rate is its events over its
+   seconds, summed over its phases; the ratio comes first. At ~120,000 events/s a phase lasts
+   ~8 s and holds one or two scrapes: one pair of phases measured this machine's noise (7 %
+   and 12 % in two runs) more than the scrapes.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ from pipeline.replay import replay
 
 POLL = "?name[]=spread_events_total&name[]=spread_hashtag_posts_sum"
 LOAD_SPAN = 1200.0  # event-time seconds the loaded tags are spread over
-PHASE_SPAN = 300.0  # event-time seconds of each measured phase
+ROUNDS = 2  # of four measured phases: unscraped, scraped, scraped, unscraped
+ORDER = ("quiet", "scraped", "scraped", "quiet")
+PHASE_SPAN = 75.0  # event-time seconds of each measured phase: all of them within 10 minutes
 TAGS_PER_EVENT = 5
 SCRAPE_EVERY = 5.0
 
@@ -181,23 +188,32 @@ def main() -> None:
     args = parser.parse_args()
     load = load_events(args.tags)
     step = PHASE_SPAN / args.events
-    quiet = list(events(args.events, start=START, step=step, prefix="quiet"))
-    scraped = list(events(args.events, start=START + PHASE_SPAN, step=step, prefix="scraped"))
     expected = posts_of(load)
     step_done("inputs generated")
     with tempfile.TemporaryDirectory(prefix="spread-bench-exporter-") as tmp:
         workdir = Path(tmp)
         files = {}
         half = len(load) // 2
-        inputs = {"load1": load[:half], "load2": load[half:], "quiet": quiet, "scraped": scraped}
-        for name, lines in inputs.items():
+        for name, lines in {"load1": load[:half], "load2": load[half:]}.items():
             files[name] = workdir / f"{name}.jsonl"
             files[name].write_bytes(b"\n".join(lines) + b"\n")
+        # Written one at a time, each phase's posts counted as it is: the lines of every phase
+        # at once would hold gigabytes.
+        phases: list[tuple[str, Path, Counter]] = []
+        for i in range(len(ORDER) * ROUNDS):
+            name = ORDER[i % len(ORDER)]
+            lines = list(
+                events(args.events, start=START + i * PHASE_SPAN, step=step, prefix=f"p{i}")
+            )
+            path = workdir / f"phase{i}.jsonl"
+            path.write_bytes(b"\n".join(lines) + b"\n")
+            phases.append((name, path, posts_of(lines)))
+        del lines
+        step_done("phases generated")
         with EmbeddedBroker(port=free_port(), log_path=str(workdir / "broker.log")) as broker:
             worker = Worker(broker.bootstrap, workdir)
             try:
                 worker.wait_up()
-                half = len(load) // 2
                 first = posts_of(load[:half]).total()
                 loaded = worker.feed(files["load1"], broker.bootstrap, half, first)
                 rss_half = rss_bytes(worker.proc.pid)
@@ -214,22 +230,25 @@ def main() -> None:
                     raise SystemExit(f"wrong totals in /metrics: {wrong or 'none exported'}")
                 step_done("idle scrapes done")
 
-                rates = {}
+                spent = {"quiet": 0.0, "scraped": 0.0}
+                counted = {"quiet": 0, "scraped": 0}
                 took: list[float] = []
                 n = len(load)
-                for name in ("quiet", "scraped"):
+                for name, path, posts in phases:
                     stop = threading.Event()
                     thread = threading.Thread(target=scraper, args=(worker.url, stop, took))
                     if name == "scraped":
                         thread.start()
-                    expected += posts_of(quiet if name == "quiet" else scraped)
+                    expected += posts
                     n += args.events
-                    seconds = worker.feed(files[name], broker.bootstrap, n, expected.total())
+                    seconds = worker.feed(path, broker.bootstrap, n, expected.total())
                     stop.set()
                     if thread.is_alive():
                         thread.join()
-                    rates[name] = args.events / seconds
-                    step_done(f"{name} phase: {rates[name]:,.0f} events/s")
+                    spent[name] += seconds
+                    counted[name] += args.events
+                    step_done(f"{name} phase: {args.events / seconds:,.0f} events/s")
+                rates = {name: counted[name] / spent[name] for name in spent}
                 _, exported, _, _ = scrape(worker.url)
                 wrong = {t: v for t, v in exported.items() if v != expected[t]}
                 if wrong:
@@ -240,8 +259,8 @@ def main() -> None:
     print(
         f"throughput with a full scrape every {SCRAPE_EVERY:.0f} s: "
         f"{rates['scraped'] / rates['quiet']:.2f}x unscraped "
-        f"({rates['scraped']:,.0f} vs {rates['quiet']:,.0f} events/s, "
-        f"{tracked:,} hashtags in the tables)"
+        f"({rates['scraped']:,.0f} vs {rates['quiet']:,.0f} events/s, phases "
+        f"{'-'.join(n[0].upper() for n, _, _ in phases)}, {tracked:,} hashtags in the tables)"
     )
     print(
         f"/metrics with {tracked:,} hashtags: median {statistics.median(times) * 1000:.0f} ms, "
