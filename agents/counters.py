@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 TOTALS_TABLE = "hashtag-totals"
 HOURS_TABLE = "hashtag-hours"
-HOUR = 3600
+HOUR = wire.HOUR  # a row's span: the wire groups a delta's minutes by the same hours
 # Records of hashtag-deltas taken at most at once: a fetch, or several when they waited
 # (agents.batches). With Faust's delivery, taken within BATCH_SECONDS: every hot hashtag is
 # written once per batch, so a longer batch means fewer writes; it is also what a change
