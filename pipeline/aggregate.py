@@ -4,12 +4,14 @@ The ingest agent calls :func:`summarise` once per Kafka record; everything it pr
 plain data so it is unit-tested without a broker. Per distinct normalised hashtag a record
 yields one :data:`TagDelta`::
 
-    [posts, {region: posts}, {minute_start: [posts, children, {region: posts}]},
+    [posts, {region: posts}, {hour: {minute: [posts, children, {region: posts}]}},
      {region: earliest_ts}, {users}]
 
-``minute_start`` is the event time floored to the minute, aligned to the epoch (closed-open
-buckets ``[m, m + 60)``); a minute's bucket has the shape of a stage-2 row's
-(:mod:`agents.counters`), so that it travels and is stored as it is built. ``children`` counts
+``minute`` is the event time floored to the minute, aligned to the epoch (closed-open
+buckets ``[m, m + 60)``), and ``hour`` the start of the hour holding it, both as strings (epoch
+seconds): the minutes are grouped and keyed as a stage-2 row holds them and the wire carries
+them (:mod:`pipeline.deltas`, :mod:`agents.counters`), so that they travel and are stored as
+they are built (:func:`minutes` reads them back as numbers). ``children`` counts
 the posts that name a ``parent`` (a non-empty string): the secondary cases of the
 reproduction number (:mod:`pipeline.virality.reproduction`), as opposed to posts that start a
 cascade. The regions split the minute's posts, for the per-region rates. ``users`` is the set
@@ -20,20 +22,29 @@ of the posts' ``user`` values (non-empty strings), for the unique-user sketches
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from pipeline import hashtags, regions
 from pipeline.events import decode_lines, split_record
 from pipeline.limits import DEFAULT_LIMITS, Limits
 from pipeline.virality.parents import ParentClock
 
-# [int, dict[str, int], dict[int, list[int | dict[str, int]]], dict[str, float], set[str]]
+# [int, dict[str, int], dict[str, dict[str, list[int | dict[str, int]]]], dict[str, float],
+#  set[str]]
 TagDelta = list
 
 _normalise_tag = lru_cache(maxsize=1 << 16)(hashtags.normalise)
-_normalise_region = lru_cache(maxsize=1024)(regions.normalise)
+_REGIONS: dict[str | None, str] = {}  # a raw region (None: none given) -> its code
+
+
+def _region(raw: str | None) -> str:
+    code = regions.UNKNOWN if raw is None else regions.normalise(raw)
+    if len(_REGIONS) < 4096:  # a stream of made-up regions stays bounded
+        _REGIONS[raw] = code
+    return code
 
 
 @dataclass(slots=True)
@@ -50,6 +61,67 @@ class RecordSummary:
 def minute_of(ts: float) -> int:
     """Start of the epoch-aligned minute bucket holding ``ts``."""
     return int(ts // 60) * 60
+
+
+HOUR = 3600  # the span a TagDelta groups its minutes by, as a hashtag-hours row does
+
+
+def hour_of(minute: int) -> int:
+    return minute - minute % HOUR
+
+
+def minutes(hours: Mapping[str, Mapping[str, list[Any]]]) -> Iterator[tuple[int, list[Any]]]:
+    """A :data:`TagDelta`'s minute buckets as (minute start, ``[posts, children, {region:
+    posts}]``)."""
+    for by_minute in hours.values():
+        for minute, bucket in by_minute.items():
+            yield int(minute), bucket
+
+
+def _minute_keys(keys: dict[int, tuple[str, str]], ts: float) -> tuple[str, str]:
+    """The (hour, minute) keys of the bucket holding ``ts``, remembered in ``keys`` by the
+    minute's number (the minutes of a batch are few, its events many)."""
+    if len(keys) > 10_000:
+        keys.clear()
+    minute = minute_of(ts)
+    out = keys[minute // 60] = (str(hour_of(minute)), str(minute))
+    return out
+
+
+_MINUTE_KEYS: dict[int, tuple[str, str]] = {}
+
+# A post's only hashtag -> the tags it counts under (its normalised form, if not empty, and
+# its movement's key): most posts have one, so most skip normalising, deduplicating and
+# looking up movements. For one (movements, max_hashtag_chars) at a time: the worker has one.
+_TOO_LONG: tuple[str, ...] = ("",)
+_SINGLES: tuple[Any, int, dict[str, tuple[str, ...]]] = (None, 0, {})
+
+
+def _singles(movements: Mapping[str, str] | None, max_chars: int) -> dict[str, tuple[str, ...]]:
+    global _SINGLES
+    if _SINGLES[0] is not movements or _SINGLES[1] != max_chars:
+        _SINGLES = (movements, max_chars, {})
+    return _SINGLES[2]
+
+
+def _single(
+    memo: dict[str, tuple[str, ...]],
+    raw: str,
+    movements: Mapping[str, str] | None,
+    max_chars: int,
+) -> tuple[str, ...]:
+    tag = _normalise_tag(raw)
+    if len(tag) > max_chars:
+        out = _TOO_LONG
+    elif not tag:
+        out = ()
+    else:
+        key = movements.get(tag) if movements else None
+        out = (tag,) if key is None or key == tag else (tag, key)
+    if len(memo) >= 1 << 16:
+        memo.clear()
+    memo[raw] = out
+    return out
 
 
 def summarise(
@@ -78,7 +150,12 @@ def summarise(
     """
     out = RecordSummary() if into is None else RecordSummary(tags=into)
     tags_out = out.tags
+    minute_keys = _MINUTE_KEYS
+    single = _singles(movements, limits.max_hashtag_chars)
     max_ts = None
+    accepted = 0
+    suffix = parents.suffix if parents is not None else ""
+    known_regions = _REGIONS
     max_bytes = limits.max_event_bytes
     max_tags = limits.max_hashtags
     max_chars = limits.max_hashtag_chars
@@ -94,6 +171,12 @@ def summarise(
         reason = None
         if not 0 <= ts <= latest:
             reason = "ts_out_of_range"
+        elif raw_tags and len(raw_tags) == 1:
+            distinct = single.get(raw_tags[0])
+            if distinct is None:
+                distinct = _single(single, raw_tags[0], movements, max_chars)
+            if distinct is _TOO_LONG:
+                reason = "hashtag_too_long"
         elif raw_tags and len(raw_tags) > max_tags:
             reason = "too_many_hashtags"
         else:
@@ -105,10 +188,15 @@ def summarise(
                     break
                 if tag and tag not in distinct:
                     distinct.append(tag)
+            if movements and distinct:
+                for i in range(len(distinct)):  # not the keys appended below
+                    k = movements.get(distinct[i])
+                    if k is not None and k not in distinct:
+                        distinct.append(k)
         if reason is not None:
             out.rejected.append((reason, line))
             continue
-        out.accepted += 1
+        accepted += 1
         if max_ts is None or ts > max_ts:
             max_ts = ts
         late = late_before is not None and ts < late_before
@@ -116,27 +204,27 @@ def summarise(
             out.late += 1
         if not distinct:
             continue
-        if movements:
-            for i in range(len(distinct)):  # not the keys appended below
-                k = movements.get(distinct[i])
-                if k is not None and k not in distinct:
-                    distinct.append(k)
         parent = event.parent
         child = bool(parent) and not late
         kid = 1 if child else 0
         user = event.user or None
-        if parents is not None and (child or event.id.endswith(parents.suffix)):
+        if parents is not None and (child or event.id.endswith(suffix)):
             parents.observe(event.id, ts, parent if child else None)
         region = event.region
-        region = regions.UNKNOWN if region is None else _normalise_region(region)
-        minute = int(ts // 60) * 60
+        region = known_regions.get(region)
+        if region is None:
+            region = _region(event.region)
+        keys = minute_keys.get(int(ts // 60))
+        if keys is None:
+            keys = _minute_keys(minute_keys, ts)
+        hour, minute = keys
         for tag in distinct:
             delta = tags_out.get(tag)
             if delta is None:
                 tags_out[tag] = [
                     1,
                     {region: 1},
-                    {} if late else {minute: [1, kid, {region: 1}]},
+                    {} if late else {hour: {minute: [1, kid, {region: 1}]}},
                     {region: ts},
                     {user} if user is not None else set(),
                 ]
@@ -145,10 +233,12 @@ def summarise(
             by_region = delta[1]
             by_region[region] = by_region.get(region, 0) + 1
             if not late:
-                buckets = delta[2]
-                bucket = buckets.get(minute)
+                minutes = delta[2].get(hour)
+                if minutes is None:
+                    minutes = delta[2][hour] = {}
+                bucket = minutes.get(minute)
                 if bucket is None:
-                    buckets[minute] = [1, kid, {region: 1}]
+                    minutes[minute] = [1, kid, {region: 1}]
                 else:
                     bucket[0] += 1
                     bucket[1] += kid
@@ -160,5 +250,6 @@ def summarise(
                 first[region] = ts
             if user is not None:
                 delta[4].add(user)
+    out.accepted = accepted
     out.max_ts = max_ts
     return out

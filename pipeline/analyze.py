@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import aggregate
 from pipeline.aggregate import summarise
 from pipeline.replay import ReplayStats, Selection, selected
 from pipeline.settings import DEFAULT_GRACE_SECONDS
@@ -175,7 +176,7 @@ def analyze(
         if s.max_ts is not None:  # one line: its event's time, when accepted
             out.watermark = s.max_ts if out.watermark is None else max(out.watermark, s.max_ts)
             out.earliest = s.max_ts if out.earliest is None else min(out.earliest, s.max_ts)
-        for tag, (n, by_region, by_minute, first, who) in s.tags.items():
+        for tag, (n, by_region, hours, first, who) in s.tags.items():
             into = out
             if movements.is_key(tag):
                 into, tag = moves, movements.name_of(tag)
@@ -186,7 +187,7 @@ def analyze(
                 for region, count in by_region.items():
                     out.region_hours[(region, hour)] += count
             minutes, region_minutes = into.minutes[tag], into.region_minutes[tag]
-            for minute, (posts, children, where) in by_minute.items():
+            for minute, (posts, children, where) in aggregate.minutes(hours):
                 minutes[minute] += posts
                 if children:
                     into.children[tag][minute] += children

@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from pipeline import aggregate
 from pipeline.aggregate import summarise
 from pipeline.virality import topk
 from pipeline.virality.rates import WINDOWS
@@ -61,11 +62,11 @@ def collect(items: Iterable[tuple[float | None, bytes]], step: int) -> History:
         h.last_step = at
         h.accepted[at] += s.accepted
         h.rejected[at] += len(s.rejected)
-        for tag, (n, by_region, by_minute, first, *_) in s.tags.items():
+        for tag, (n, by_region, hours, first, *_) in s.tags.items():
             h.posts[tag][at] += n
             for region, count in by_region.items():
                 h.regions[(tag, region)][at] += count
-            for minute, bucket in by_minute.items():
+            for minute, bucket in aggregate.minutes(hours):
                 h.minutes[tag][minute] += bucket[0]
             for region, seen in first.items():
                 key = (tag, region)

@@ -53,6 +53,7 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 
+from pipeline import aggregate
 from pipeline.aggregate import TagDelta
 from pipeline.virality import users
 
@@ -80,19 +81,20 @@ Entry = list  # [[[sp, first, last], ...], wm, {tag: wire TagDelta}]
 Range = tuple[int, int, int]  # (sp, first, last)
 
 APPLY, SKIP, OVERLAP = "apply", "skip", "overlap"
-HOUR = 3600  # a hashtag-hours row's span, seconds
+HOUR = aggregate.HOUR  # a hashtag-hours row's span, seconds
 
 
 def entry(
     ranges: list[Range], wm: float | None, tags: Mapping[str, TagDelta], with_users: bool = True
 ) -> Entry:
     """One batch's contribution; ``with_users=False`` leaves the users out (a worker run
-    with ``--no-virality``). The minutes' buckets are handed over, not copied."""
+    with ``--no-virality``). The minutes' buckets, already grouped as the wire carries them,
+    are handed over, not copied."""
     return [
         [list(r) for r in ranges],
         wm,
         {
-            t: [d[0], d[1], by_hour(d[2]), d[3], users.pack(d[4]) if with_users else []]
+            t: [d[0], d[1], d[2], d[3], users.pack(d[4]) if with_users else []]
             for t, d in tags.items()
         },
     ]
@@ -102,8 +104,8 @@ Hours = dict[str, dict[str, list[Any]]]  # {hour: {minute: [posts, children, {re
 
 
 def by_hour(buckets: Mapping[int, list[Any]]) -> Hours:
-    """A :data:`~pipeline.aggregate.TagDelta`'s minute buckets as the wire carries them:
-    grouped by the hour, epoch seconds as strings (JSON object keys)."""
+    """Minute buckets by minute (epoch seconds) as the wire carries them: grouped by the
+    hour, epoch seconds as strings (JSON object keys)."""
     hours: Hours = {}
     for minute, bucket in buckets.items():
         hour = str(minute - minute % HOUR)

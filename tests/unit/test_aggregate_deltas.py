@@ -1,8 +1,11 @@
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pipeline import aggregate
 from pipeline import deltas as wire
 from pipeline.aggregate import minute_of, summarise
-from pipeline.virality import users
+from pipeline.virality import movements, users
 
 
 def env(*events) -> bytes:
@@ -35,11 +38,12 @@ def test_summarise_counts_once_per_distinct_tag_by_region_and_minute():
     assert posts == 2
     assert regions == {"FR": 1, "ZZ": 1}
     # Each minute: its posts, those naming a parent, its posts by region.
-    assert minutes == {120: [1, 0, {"FR": 1}], 60: [1, 1, {"ZZ": 1}]}
+    assert minutes == {"0": {"120": [1, 0, {"FR": 1}], "60": [1, 1, {"ZZ": 1}]}}
     assert first == {"FR": 120.5, "ZZ": 61.0}
     assert users == {"ann"}  # only non-empty strings are users
     x = s.tags["x"]
-    assert x[0] == 2 and x[2] == {120: [1, 0, {"FR": 1}], 60: [1, 0, {"ZZ": 1}]}
+    assert x[0] == 2
+    assert dict(aggregate.minutes(x[2])) == {120: [1, 0, {"FR": 1}], 60: [1, 0, {"ZZ": 1}]}
     assert x[4] == set()
 
 
@@ -91,7 +95,7 @@ def test_summarise_into_accumulates_records():
     assert acc["a"] == [
         2,
         {"US": 1, "FR": 1},
-        {60: [1, 0, {"US": 1}], 180: [1, 0, {"FR": 1}]},
+        {"0": {"60": [1, 0, {"US": 1}], "180": [1, 0, {"FR": 1}]}},
         {"US": 60, "FR": 200},
         set(),
     ]
@@ -157,12 +161,15 @@ def test_hours_group_minutes_as_rows_and_old_deltas_upgrade():
     )
     a = s.tags["a"]
     hours = {"0": {"3540": [1, 1, {"US": 1}]}, "3600": {"3600": [3, 1, {"FR": 2, "US": 1}]}}
-    assert wire.by_hour(a[2]) == hours
+    assert a[2] == hours
+    flat = dict(aggregate.minutes(a[2]))
+    assert flat == {3540: [1, 1, {"US": 1}], 3600: [3, 1, {"FR": 2, "US": 1}]}
+    assert wire.by_hour(flat) == hours
     # The same delta as written before 2026-12-01: minutes as lists, seven fields.
     legacy = [
-        a[0], a[1], [[m, b[0]] for m, b in a[2].items()], a[3],
-        [[m, b[1]] for m, b in a[2].items() if b[1]], ["u1"],
-        [[m, r, n] for m, b in a[2].items() for r, n in b[2].items()],
+        a[0], a[1], [[m, b[0]] for m, b in flat.items()], a[3],
+        [[m, b[1]] for m, b in flat.items() if b[1]], ["u1"],
+        [[m, r, n] for m, b in flat.items() for r, n in b[2].items()],
     ]  # fmt: skip
     assert wire.upgrade(legacy) == [4, a[1], hours, a[3], ["u1"]]
     # Four fields (before children and users): posts only, no regions per minute.
@@ -180,7 +187,7 @@ def test_late_events_count_in_totals_but_not_in_minute_buckets():
     assert s.accepted == 2 and s.late == 1
     posts, regions, minutes, first, users = s.tags["a"]
     assert posts == 2 and regions == {"FR": 1, "US": 1} and first == {"FR": 1000.0, "US": 400.0}
-    assert minutes == {960: [1, 0, {"FR": 1}]}  # the late reply is not in a minute
+    assert minutes == {"0": {"960": [1, 0, {"FR": 1}]}}  # the late reply is not in a minute
     assert users == {"x"}  # a late event still counts as a user
     assert s.tags["b"][:3] == [1, {"US": 1}, {}]
     assert summarise(record, envelope=True).late == 0
@@ -203,3 +210,37 @@ def test_large_deltas_are_split_into_records_that_fit():
     assert sorted(tags) == sorted(t for e in whole for t in e[2])
     assert {t: d for e in parts for t, d in e[2].items()} == whole[0][2]
     assert wire.encode_records(entries) == [wire.encode(entries)]  # small enough: one record
+
+
+ONE_TAG = st.one_of(
+    st.sampled_from(["#MeToo", "metoo", "MoiAussi", "#", " ", "", "x" * 141, "Ｘ", "a\u200b"]),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(ONE_TAG, st.sampled_from(["US", "fr", None, "XX"])), max_size=20))
+def test_a_post_with_one_hashtag_counts_as_one_with_it_twice(posts):
+    """Posts with one hashtag take a shortcut (a memo of its normalised form and movement
+    key); the same posts with the hashtag repeated take the general path, and count the same.
+    """
+
+    def record(times: int) -> bytes:
+        return env(
+            *[
+                {
+                    "id": str(i),
+                    "ts": 30.0 * i,
+                    "region": region,
+                    "hashtags": [tag] * times,
+                    "user": f"u{i % 3}",
+                    "parent": "0" if i % 2 else None,
+                }
+                for i, (tag, region) in enumerate(posts)
+            ]
+        )
+
+    for index in (None, movements.index({"metoo": ("metoo", "moiaussi")}), {"metoo": "#metoo"}):
+        one, twice = (summarise(record(n), now=1e6, movements=index) for n in (1, 2))
+        assert [r for r, _ in one.rejected] == [r for r, _ in twice.rejected]
+        assert (one.accepted, one.max_ts, one.tags) == (twice.accepted, twice.max_ts, twice.tags)
