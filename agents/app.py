@@ -19,6 +19,7 @@ Settings that differ from Faust's defaults, and why:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import faust
@@ -27,7 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from agents.changelog import ChangelogWriter
 from agents.collector import HashtagCollector, PipelineCollector
-from agents.counters import Counters
+from agents.counters import HOLD_SECONDS, Counters
 from agents.health import BrokerProbe
 from agents.ingest import Ingest
 from pipeline import security
@@ -107,6 +108,8 @@ def create_app(settings: WorkerSettings, topology: Topology) -> faust.App:
         settings.virality,
         settings.ingest_processes,
     )
+
+    counters.batches.hold = functools.partial(ingest.between_batches, HOLD_SECONDS)
 
     probe = BrokerProbe(app, settings.broker)
 

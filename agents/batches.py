@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from time import monotonic
 from typing import Any, cast
 
@@ -65,6 +65,9 @@ class Batches:
         self.installed = False
         self._queue: Any = None  # made by install()
         self._paused: set[Any] = set()  # partitions not fetched while the queue is full
+        # Awaited after the first fetch of a batch, before the queue is drained into it: how
+        # a stage lets more records gather while another is busy (see agents.app).
+        self.hold: Callable[[], Awaitable[None]] | None = None
 
     def take(
         self, stream: faust.StreamT, max_records: int, within: float
@@ -108,6 +111,8 @@ class Batches:
         max_records = self.max_records
         while True:
             batch: list[Message] = await queue.get()
+            if self.hold is not None:
+                await self.hold()
             while len(batch) < max_records and not queue.empty():
                 batch = batch + queue.get_nowait()
             generation = app.consumer_generation_id

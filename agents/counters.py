@@ -70,6 +70,14 @@ BATCH_SECONDS = 0.5
 # Fetches of hashtag-deltas queued at most while a batch is applied: enough for the next
 # batch to reach BATCH_RECORDS under load (a fetch holds a few records per partition).
 FETCHES_QUEUED = 32
+# Once a batch's first fetch is in, stage 2 waits (at most this long) for stage 1 to finish
+# the batch it has in hand, if any, then takes everything queued meanwhile. Under load
+# stage 1 is always busy, so stage 2 applies what a whole stage-1 batch sent at once, not a
+# helper's share or a slice at a time: every hashtag's total and hour rows are merged and
+# rewritten once for all of it (on `make bench`'s workload, 44,126 -> 23,667 writes of
+# totals and 218,740 -> 152,328 of rows per 1,000,000 events). Idle, stage 1 holds no batch
+# and nothing waits.
+HOLD_SECONDS = 1.0
 SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired rows
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
 # generation interval (rates and growth need 2 h, less).

@@ -28,6 +28,7 @@ the one after the progress row's offset (a hole) is counted and reported
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -120,37 +121,54 @@ class Ingest:
         # The generation interval learned from parent links so far, wherever slices run.
         self.interval = GenerationInterval()
         self.progress = app.Table(PROGRESS_TABLE, default=None, partitions=topology.posts)
+        self._between_batches = asyncio.Event()  # set while no batch is in hand
+        self._between_batches.set()
+
+        async def ingest_batch(batch: list[Message], progress_rows: dict[Any, Any]) -> None:
+            progress = self.progress
+            async for result in self._results(slices(batch), progress_rows):
+                for sp, expected, got in result.gaps:
+                    self._gap(config.topic, sp, expected, got)
+                if result.interval is not None:
+                    self.interval = result.interval
+                # Progress first, acknowledged by the broker, then deltas: a record above
+                # the recorded offset was never sent, so an entry is never partly applied.
+                rows = [(sp, sp, row) for sp, row in result.rows.items()]
+                await writer.write((progress, rows))
+                for source, reason, line in result.dead:
+                    await rejected.send(
+                        key=source,
+                        value=line,
+                        headers=[
+                            ("reason", reason.encode()),
+                            ("source", source),
+                            *([("truncated", b"true")] if reason == "too_large" else []),
+                        ],
+                    )
+                for target, value in result.deltas:
+                    await deltas.send(value=value, partition=target)
 
         @app.agent(posts, name="ingest")
         async def ingest(stream: faust.StreamT) -> None:
-            progress = self.progress
-            progress_rows = plain_dict(progress)
+            progress_rows = plain_dict(self.progress)
             async for batch in self.batches.take(stream, BATCH_RECORDS, BATCH_SECONDS):
-                async for result in self._results(slices(batch), progress_rows):
-                    for sp, expected, got in result.gaps:
-                        self._gap(config.topic, sp, expected, got)
-                    if result.interval is not None:
-                        self.interval = result.interval
-                    # Progress first, acknowledged by the broker, then deltas: a record above
-                    # the recorded offset was never sent, so an entry is never partly applied.
-                    rows = [(sp, sp, row) for sp, row in result.rows.items()]
-                    await writer.write((progress, rows))
-                    for source, reason, line in result.dead:
-                        await rejected.send(
-                            key=source,
-                            value=line,
-                            headers=[
-                                ("reason", reason.encode()),
-                                ("source", source),
-                                *([("truncated", b"true")] if reason == "too_large" else []),
-                            ],
-                        )
-                    for target, value in result.deltas:
-                        await deltas.send(value=value, partition=target)
+                self._between_batches.clear()
+                try:
+                    await ingest_batch(batch, progress_rows)
+                finally:
+                    self._between_batches.set()
 
         self.agent = ingest
         # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
         self.batches = Batches(app, config.topic, FETCHED_RECORDS, FETCHES_QUEUED)
+
+    async def between_batches(self, timeout: float) -> None:
+        """Return once stage 1 has no batch in hand, or after ``timeout`` seconds: stage 2
+        waits for it before it drains its queue (:data:`agents.counters.HOLD_SECONDS`)."""
+        if self._between_batches.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._between_batches.wait(), timeout)
 
     async def _results(
         self, batch: list[list[Record]], progress_rows: Mapping[int, dict[str, Any]]

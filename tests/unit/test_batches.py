@@ -190,3 +190,32 @@ async def test_a_queue_under_pressure_stops_fetching_its_topic_until_it_drains(
     await asyncio.sleep(0.05)
     assert consumer._get_active_partitions() == posts | {TP("other", 0)}
     task.cancel()
+
+
+async def test_stage_2_waits_for_stage_1s_batch_in_hand_then_takes_all_it_sent(app, batches):
+    stage_2 = app.spread_counters.batches
+    topic = stage_2.topic
+    ingest = app.spread_ingest
+    first, second = [message(topic, 0, 0)], [message(topic, 1, 0)]
+    # Stage 1 between batches: nothing to wait for.
+    await stage_2.deliver(first)
+    it = taking(stage_2)
+    assert await next_batch(it) == first
+    # Stage 1 busy with a batch: stage 2 waits for it, and takes what it sent meanwhile.
+    ingest._between_batches.clear()
+    await stage_2.deliver(second)
+    task = asyncio.ensure_future(next_batch(it))
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    third = [message(topic, 2, 0)]
+    await stage_2.deliver(third)
+    ingest._between_batches.set()
+    assert await task == second + third
+
+
+async def test_stage_2_waits_for_stage_1_at_most_hold_seconds(app, batches):
+    ingest = app.spread_ingest
+    ingest._between_batches.clear()
+    # Returns though stage 1 is still busy: stage 2 goes on after HOLD_SECONDS at most.
+    await asyncio.wait_for(ingest.between_batches(0.05), 5)
+    assert not ingest._between_batches.is_set()
