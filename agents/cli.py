@@ -31,6 +31,7 @@ from pipeline.settings import (
     DEFAULT_MAX_HASHTAGS,
     DEFAULT_METRICS_PORT,
     DEFAULT_PARTITIONS,
+    GC_THRESHOLDS,
     POSTS,
     REJECTED,
     WorkerSettings,
@@ -39,11 +40,6 @@ from pipeline.settings import (
 )
 from pipeline.virality import movements
 from pipeline.virality.parents import configured_weights
-
-# CPython's default is (700, 10, 10); the third value is how many generation-1 collections
-# make a full one. See the comment where it is applied.
-GC_THRESHOLDS = (700, 10, 10_000)
-
 
 # --ingest-process auto: capped, as each helper holds ~100 MB and helpers share a worker's
 # posts partitions (8 by default); measured on 2 CPUs only.

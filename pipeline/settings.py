@@ -18,6 +18,12 @@ DEFAULT_METRICS_PORT = 8000
 DEFAULT_MAX_HASHTAGS = 200  # series cap per worker (DESIGN "Metric contract")
 # An event older than its partition's watermark minus this is late (README "Late events").
 DEFAULT_GRACE_SECONDS = 3600.0
+# The worker's and its stage-1 helpers' garbage collector thresholds; CPython's default is
+# (700, 10, 10), the third value being how many generation-1 collections make a full one.
+# Full collections walk every live object: the worker's tables (millions of them) and a
+# helper's slice in the making (hundreds of thousands) are plain acyclic data, freed by
+# reference counting anyway, so full collections become rare, not disabled.
+GC_THRESHOLDS = (700, 10, 10_000)
 
 
 def deltas_topic(app_id: str) -> str:

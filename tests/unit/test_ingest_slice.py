@@ -1,6 +1,7 @@
 """Stage 1's work on a slice (pipeline.ingest_slice), here and in a helper process."""
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from agents.app import Topology, create_app
 from agents.ingest import HelperProcess, Helpers
 from pipeline import deltas as wire
 from pipeline.ingest_slice import SliceConfig, SliceProcessor, empty_progress
-from pipeline.settings import WorkerSettings
+from pipeline.settings import GC_THRESHOLDS, WorkerSettings
 from pipeline.virality.generation import GenerationInterval
 
 CONFIG = SliceConfig("posts", deltas_partitions=4)
@@ -205,6 +206,17 @@ async def test_a_small_batch_goes_to_one_helper():
         assert helper == 0 and (await future).rows
     finally:
         helpers.close()
+
+
+async def test_a_helper_collects_garbage_as_the_worker_does():
+    helper = HelperProcess(CONFIG)
+    try:
+        thresholds = await asyncio.get_running_loop().run_in_executor(
+            helper._pool, gc.get_threshold
+        )
+    finally:
+        helper.close()
+    assert thresholds == GC_THRESHOLDS
 
 
 HELPER_OF_A_KILLED_WORKER = textwrap.dedent(
