@@ -37,7 +37,10 @@ the hashtags alive in the last hours, not the events ever counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable, Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from agents.batches import Batches
@@ -78,6 +81,9 @@ FETCHES_QUEUED = 32
 # totals and 218,740 -> 152,328 of rows per 1,000,000 events). Idle, stage 1 holds no batch
 # and nothing waits.
 HOLD_SECONDS = 1.0
+# Applying and writing a batch gives the event loop a turn at least this often, so that a
+# scrape waits for a part of a batch, not all of it (a batch under load takes a second).
+YIELD_SECONDS = 0.05
 SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired rows
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
 # generation interval (rates and growth need 2 h, less).
@@ -159,9 +165,15 @@ class Counters:
         async def counters(stream: faust.StreamT) -> None:
             async for batch in self.batches.take(stream, BATCH_RECORDS, BATCH_SECONDS):
                 self.check_offsets([(m.partition, m.offset) for m in batch])
-                totals, rows = self.apply_batch(
-                    [(m.partition, wire.decode(m.value)) for m in batch]
-                )
+                steps = self.applying((m.partition, wire.decode(m.value)) for m in batch)
+                resumed = monotonic()
+                while (done := next(steps)) is None:
+                    if monotonic() - resumed > YIELD_SECONDS:
+                        # Between two records: a scrape gets its turn. The stores are
+                        # untouched until the write below: it sees the batch whole or not.
+                        await asyncio.sleep(0)
+                        resumed = monotonic()
+                totals, rows = done
                 await writer.write((self.totals, totals), (self.hours.table, rows))
                 expired = self.expired()
                 if expired:
@@ -203,7 +215,7 @@ class Counters:
             last[partition] = offset
 
     def apply_batch(
-        self, batch: list[tuple[int, list[wire.Entry]]]
+        self, batch: Iterable[tuple[int, list[wire.Entry]]]
     ) -> tuple[list[tuple[int, str, Any]], list[tuple[int, Any, Any]]]:
         """Fold delta records [(partition, entries)] into one new value per key.
 
@@ -211,10 +223,20 @@ class Counters:
         Faust acknowledges the batch only after the agent wrote them, so no offset commit can
         cover a delta whose effect is not in the changelog's producer queue.
         """
+        steps = self.applying(batch)
+        while (done := next(steps)) is None:
+            pass
+        return done
+
+    def applying(
+        self, batch: Iterable[tuple[int, list[wire.Entry]]]
+    ) -> Iterator[tuple[list[tuple[int, str, Any]], list[tuple[int, Any, Any]]] | None]:
+        """:meth:`apply_batch` a record at a time: None after each record but the last, then
+        the writes. Nothing a scrape reads changes before the writes are returned (the
+        stores change when they are written; the counts kept beside them, here, at the end)."""
         totals = plain_dict(self.totals)
         stored_rows = plain_dict(self.hours.table)
         unions = self.unions
-        tags_in, posts_in = self._tags_in, self._posts_in
         new_totals: dict[str, tuple[int, dict[str, Any]]] = {}
         new_rows: dict[tuple[str, Any], tuple[int, list[Any]]] = {}
         hour_info = self._hour_info
@@ -228,7 +250,16 @@ class Counters:
         index = self._index
         new_buckets = 0
         upgrade = wire.upgrade
+        # Counted here, added to the stored counts with the writes (owned_stats recounts
+        # from the store when its size is not what they say).
+        tags_in: dict[int, int] = {}
+        posts_in: dict[int, int] = {}
+        new_tags = 0
+        first = True
         for partition, entries in batch:
+            if not first:
+                yield None
+            first = False
             for entry_ranges, wm, tags in entries:
                 ranges_ = wire.marked(entry_ranges)
                 advance = wire.advanced(ranges_)
@@ -250,8 +281,7 @@ class Counters:
                     verdict = wire.check(value["m"], ranges_)
                     if verdict == wire.APPLY:
                         wire.merge_total(value, ranges_, posts, by_region, first_seen)
-                        if is_new:
-                            self._stats_len += 1
+                        new_tags += is_new
                         if counted:
                             tags_in[partition] = tags_in.get(partition, 0) + is_new
                             posts_in[partition] = posts_in.get(partition, 0) + posts
@@ -300,7 +330,11 @@ class Counters:
         self.buckets_held += new_buckets
         self.delta_watermark = wm_seen
         self.batches_applied += 1
-        return (
+        self._stats_len += new_tags
+        for counts, add in ((self._tags_in, tags_in), (self._posts_in, posts_in)):
+            for partition, n in add.items():
+                counts[partition] = counts.get(partition, 0) + n
+        yield (
             [(p, tag, value) for tag, (p, value) in new_totals.items()],
             [(p, key, row) for key, (p, row) in new_rows.items()],
         )

@@ -151,6 +151,52 @@ async def test_recent_posts_kept_per_batch_equal_a_recount_from_the_rows(app):
     assert counters.buckets_held == held
 
 
+async def test_a_batch_applied_a_record_at_a_time_changes_nothing_a_scrape_reads_until_written(
+    app,
+):
+    """The agent lets scrapes in between a batch's records (Counters.applying): until the
+    batch is written, they must read what was there before it, counts beside the store
+    included, and after it, what applying it whole gives."""
+    counters = app.spread_counters
+    owned = frozenset(range(4))
+
+    def record(i: int, *tags: str) -> list[tuple[int, list[wire.Entry]]]:
+        s = summarise(orjson.dumps({"id": str(i), "ts": 60.0 * i, "hashtags": list(tags)}))
+        return [
+            (target, wire.decode(wire.encode([wire.entry([(0, i, i)], s.max_ts, part)])))
+            for target, part in wire.split_by_partition(s.tags, 4).items()
+        ]
+
+    totals, rows = counters.apply_batch(record(0, "a", "b"))
+    await app.spread_writer.write((counters.totals, totals), (counters.hours.table, rows))
+    before = (
+        counters.owned_stats(owned),
+        dict(counters.recent._posts),
+        {t: dict(v) for t, v in counters.totals.data.items()},
+        counters.buckets_held,
+    )
+    steps = counters.applying(record(1, "a", "c") + record(2, "d") + record(3, "b", "e"))
+    assert next(steps) is None and next(steps) is None  # two records in, not written
+    now = (
+        counters.owned_stats(owned),
+        dict(counters.recent._posts),
+        {t: dict(v) for t, v in counters.totals.data.items()},
+        counters.buckets_held,
+    )
+    assert now == before
+    while (done := next(steps)) is None:
+        pass
+    await app.spread_writer.write((counters.totals, done[0]), (counters.hours.table, done[1]))
+    assert counters.owned_stats(owned) == (5, 7)
+    assert {t: v["n"] for t, v in counters.totals.data.items()} == {
+        "a": 2,
+        "b": 2,
+        "c": 1,
+        "d": 1,
+        "e": 1,
+    }
+
+
 async def test_buckets_expire_in_event_time_by_whole_hours_with_tombstones(app):
     counters = app.spread_counters
     owned = {faust.types.TP("test-agents-hashtag-deltas", p) for p in range(4)}
