@@ -77,8 +77,8 @@ FETCHES_QUEUED = 32
 # the batch it has in hand, if any, then takes everything queued meanwhile. Under load
 # stage 1 is always busy, so stage 2 applies what a whole stage-1 batch sent at once, not a
 # helper's share or a slice at a time: every hashtag's total and hour rows are merged and
-# rewritten once for all of it (on `make bench`'s workload, 44,126 -> 23,667 writes of
-# totals and 218,740 -> 152,328 of rows per 1,000,000 events). Idle, stage 1 holds no batch
+# rewritten once for all of it (on `make bench`'s workload, 41,869 -> 30,742 writes of
+# totals and 203,371 -> 149,934 of rows per 1,000,000 events). Idle, stage 1 holds no batch
 # and nothing waits.
 HOLD_SECONDS = 1.0
 # Applying and writing a batch gives the event loop a turn at least this often, so that a
