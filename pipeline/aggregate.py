@@ -22,7 +22,7 @@ of the posts' ``user`` values (non-empty strings), for the unique-user sketches
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -41,7 +41,7 @@ _REGIONS: dict[str | None, str] = {}  # a raw region (None: none given) -> its c
 
 
 def _region(raw: str | None) -> str:
-    code = regions.UNKNOWN if raw is None else regions.normalise(raw)
+    code = regions.normalise(raw)  # ZZ for None
     if len(_REGIONS) < 4096:  # a stream of made-up regions stays bounded
         _REGIONS[raw] = code
     return code
@@ -90,14 +90,35 @@ def _minute_keys(keys: dict[int, tuple[str, str]], ts: float) -> tuple[str, str]
 
 _MINUTE_KEYS: dict[int, tuple[str, str]] = {}
 
-# A post's only hashtag -> the tags it counts under (its normalised form, if not empty, and
-# its movement's key): most posts have one, so most skip normalising, deduplicating and
-# looking up movements. For one (movements, max_hashtag_chars) at a time: the worker has one.
-_TOO_LONG: tuple[str, ...] = ("",)
-_SINGLES: tuple[Any, int, dict[str, tuple[str, ...]]] = (None, 0, {})
+
+def _counted(
+    raw_tags: Sequence[str], movements: Mapping[str, str] | None, max_chars: int
+) -> list[str] | None:
+    """The tags a post counts under: its distinct non-empty normalised hashtags, then each
+    one's movement key; None when one is longer than ``max_chars`` once normalised."""
+    distinct: list[str] = []
+    for raw in raw_tags:
+        tag = _normalise_tag(raw)
+        if len(tag) > max_chars:
+            return None
+        if tag and tag not in distinct:
+            distinct.append(tag)
+    if movements:
+        for i in range(len(distinct)):  # not the keys appended below
+            k = movements.get(distinct[i])
+            if k is not None and k not in distinct:
+                distinct.append(k)
+    return distinct
 
 
-def _singles(movements: Mapping[str, str] | None, max_chars: int) -> dict[str, tuple[str, ...]]:
+# A post's only hashtag -> what _counted makes of it: most posts have one, so most skip
+# normalising, deduplicating and looking up movements. For one (movements,
+# max_hashtag_chars) at a time: the worker has one.
+_UNSEEN = object()
+_SINGLES: tuple[Any, int, dict[str, list[str] | None]] = (None, 0, {})
+
+
+def _singles(movements: Mapping[str, str] | None, max_chars: int) -> dict[str, list[str] | None]:
     global _SINGLES
     if _SINGLES[0] is not movements or _SINGLES[1] != max_chars:
         _SINGLES = (movements, max_chars, {})
@@ -105,22 +126,14 @@ def _singles(movements: Mapping[str, str] | None, max_chars: int) -> dict[str, t
 
 
 def _single(
-    memo: dict[str, tuple[str, ...]],
+    memo: dict[str, list[str] | None],
     raw: str,
     movements: Mapping[str, str] | None,
     max_chars: int,
-) -> tuple[str, ...]:
-    tag = _normalise_tag(raw)
-    if len(tag) > max_chars:
-        out = _TOO_LONG
-    elif not tag:
-        out = ()
-    else:
-        key = movements.get(tag) if movements else None
-        out = (tag,) if key is None or key == tag else (tag, key)
+) -> list[str] | None:
     if len(memo) >= 1 << 16:
         memo.clear()
-    memo[raw] = out
+    out = memo[raw] = _counted((raw,), movements, max_chars)
     return out
 
 
@@ -171,28 +184,17 @@ def summarise(
         reason = None
         if not 0 <= ts <= latest:
             reason = "ts_out_of_range"
-        elif raw_tags and len(raw_tags) == 1:
-            distinct = single.get(raw_tags[0])
-            if distinct is None:
-                distinct = _single(single, raw_tags[0], movements, max_chars)
-            if distinct is _TOO_LONG:
-                reason = "hashtag_too_long"
         elif raw_tags and len(raw_tags) > max_tags:
             reason = "too_many_hashtags"
         else:
-            distinct = []
-            for raw in raw_tags or ():
-                tag = _normalise_tag(raw)
-                if len(tag) > max_chars:
-                    reason = "hashtag_too_long"
-                    break
-                if tag and tag not in distinct:
-                    distinct.append(tag)
-            if movements and distinct:
-                for i in range(len(distinct)):  # not the keys appended below
-                    k = movements.get(distinct[i])
-                    if k is not None and k not in distinct:
-                        distinct.append(k)
+            if raw_tags and len(raw_tags) == 1:
+                distinct = single.get(raw_tags[0], _UNSEEN)
+                if distinct is _UNSEEN:
+                    distinct = _single(single, raw_tags[0], movements, max_chars)
+            else:
+                distinct = _counted(raw_tags or (), movements, max_chars)
+            if distinct is None:
+                reason = "hashtag_too_long"
         if reason is not None:
             out.rejected.append((reason, line))
             continue
@@ -233,12 +235,12 @@ def summarise(
             by_region = delta[1]
             by_region[region] = by_region.get(region, 0) + 1
             if not late:
-                minutes = delta[2].get(hour)
-                if minutes is None:
-                    minutes = delta[2][hour] = {}
-                bucket = minutes.get(minute)
+                by_minute = delta[2].get(hour)
+                if by_minute is None:
+                    by_minute = delta[2][hour] = {}
+                bucket = by_minute.get(minute)
                 if bucket is None:
-                    minutes[minute] = [1, kid, {region: 1}]
+                    by_minute[minute] = [1, kid, {region: 1}]
                 else:
                     bucket[0] += 1
                     bucket[1] += kid

@@ -108,7 +108,7 @@ def by_hour(buckets: Mapping[int, list[Any]]) -> Hours:
     hour, epoch seconds as strings (JSON object keys)."""
     hours: Hours = {}
     for minute, bucket in buckets.items():
-        hour = str(minute - minute % HOUR)
+        hour = str(aggregate.hour_of(minute))
         at = hours.get(hour)
         if at is None:
             at = hours[hour] = {}
