@@ -27,6 +27,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
+from agents.turns import give_turn
 from pipeline import security
 
 Writes = Iterable[tuple[int, Any, Any]]  # (partition, key, value)
@@ -108,7 +109,7 @@ class ChangelogWriter(Service):
                     batch = batches[tp] = create()
                 n += 1
                 if not n % 1024 and monotonic() - resumed > YIELD_SECONDS:
-                    await asyncio.sleep(0)
+                    await give_turn()
                     resumed = monotonic()
         if not n:
             return 0

@@ -37,7 +37,6 @@ the hashtags alive in the last hours, not the events ever counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from time import monotonic
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from agents.batches import Batches
 from agents.changelog import plain_dict
 from agents.store import register as bulk_store
+from agents.turns import give_turn
 from pipeline import deltas as wire
 from pipeline.settings import DEFAULT_GRACE_SECONDS
 from pipeline.virality import movements, users
@@ -171,7 +171,7 @@ class Counters:
                     if monotonic() - resumed > YIELD_SECONDS:
                         # Between two records: a scrape gets its turn. The stores are
                         # untouched until the write below: it sees the batch whole or not.
-                        await asyncio.sleep(0)
+                        await give_turn()
                         resumed = monotonic()
                 totals, rows = done
                 await writer.write((self.totals, totals), (self.hours.table, rows))
