@@ -20,9 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from agents.changelog import plain_dict
 from agents.counters import children_of, counts_of, owned_partitions, regions_of, restoring
 from agents.ranking import INTERVAL, Ranking
-from agents.turns import run_in_turns
 from pipeline.settings import POSTS
-from pipeline.steps import Steps, run_through
 from pipeline.virality import movements, users
 from pipeline.virality.generation import mean_lag
 from pipeline.virality.rates import (
@@ -34,10 +32,6 @@ from pipeline.virality.rates import (
 )
 from pipeline.virality.reproduction import Estimate, cori, history_minutes
 from pipeline.virality.trend import trend_score
-
-# Hashtags whose signals the timer computes per step (a few hundred µs each: their buckets of
-# the last hours, R_t).
-SIGNALS_STEP = 16
 
 if TYPE_CHECKING:
     import faust
@@ -352,9 +346,7 @@ class HashtagCollector(_Collector):
 
         @app.timer(INTERVAL, name="spread-signals")
         async def compute_signals() -> None:
-            # Ranking thousands of tags takes up to ~0.5 s under a long tail: scrapes get
-            # turns in between, and see the previous choice and signals until it is done.
-            await run_in_turns(self.refreshing())
+            self.refresh()
 
     def describe(self) -> list[Metric]:
         return [*_hashtag_families().values(), *_movement_families().values()]
@@ -363,10 +355,6 @@ class HashtagCollector(_Collector):
         """Choose the exported hashtags and compute their signals, unless nothing was applied
         or reassigned since the last time, or the tables are still being restored (the round
         after the restore computes them; a scrape meanwhile exports totals)."""
-        run_through(self.refreshing())
-
-    def refreshing(self) -> Steps[None]:
-        """:meth:`refresh` in steps (:mod:`pipeline.steps`)."""
         if restoring(self.app):
             return
         counters = self.counters
@@ -380,12 +368,12 @@ class HashtagCollector(_Collector):
                 # Not due: the previous choice is kept, and the next round tries again.
                 ranked = self.ranking.due()
                 if ranked:
-                    yield from self.ranking.refreshing(owned, watermark)
+                    self.ranking.refresh(owned, watermark)
             else:
                 self.ranking.clear()
             exported, _ = self.exported(owned, rank=False)
             exported.update(self._movements(owned))
-            self.signals = yield from self._computing(exported, watermark)
+            self.signals = self._compute(exported, watermark)
             self._state = state if ranked else None
         self.computed_at = time.time()
 
@@ -430,11 +418,6 @@ class HashtagCollector(_Collector):
         return out
 
     def _compute(self, tags: Collection[str], watermark: float | None) -> dict[str, Signals]:
-        return run_through(self._computing(tags, watermark))
-
-    def _computing(
-        self, tags: Collection[str], watermark: float | None
-    ) -> Steps[dict[str, Signals]]:
         if watermark is None:
             return {tag: Signals(None, self.virality) for tag in tags}
         counters = self.counters
@@ -444,9 +427,7 @@ class HashtagCollector(_Collector):
         # these keys start with the same newest buckets, so one read serves both.
         detail_keys = counters.recent_keys(watermark, max(HISTORY, history_minutes(weights)))
         out = {}
-        for i, tag in enumerate(tags):
-            if i and not i % SIGNALS_STEP:
-                yield
+        for tag in tags:
             buckets = counters.recent_buckets(tag, detail_keys)
             signals = Signals(counts_of(buckets[: len(keys)]), self.virality)
             if self.virality:

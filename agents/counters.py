@@ -38,16 +38,16 @@ the hashtags alive in the last hours, not the events ever counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from agents.batches import Batches
 from agents.changelog import plain_dict
 from agents.store import register as bulk_store
-from agents.turns import run_in_turns
+from agents.turns import give_turn
 from pipeline import deltas as wire
 from pipeline.settings import DEFAULT_GRACE_SECONDS
-from pipeline.steps import Steps, run_through
 from pipeline.virality import movements, users
 from pipeline.virality.activity import RecentPosts
 from pipeline.virality.generation import MAX_LAG_MINUTES
@@ -81,6 +81,9 @@ FETCHES_QUEUED = 32
 # totals and 203,371 -> 149,934 of rows per 1,000,000 events). Idle, stage 1 holds no batch
 # and nothing waits.
 HOLD_SECONDS = 1.0
+# Applying and writing a batch gives the event loop a turn at least this often, so that a
+# scrape waits for a part of a batch, not all of it (a batch under load takes a second).
+YIELD_SECONDS = 0.05
 SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired rows
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
 # generation interval (rates and growth need 2 h, less).
@@ -162,11 +165,15 @@ class Counters:
         async def counters(stream: faust.StreamT) -> None:
             async for batch in self.batches.take(stream, BATCH_RECORDS, BATCH_SECONDS):
                 self.check_offsets([(m.partition, m.offset) for m in batch])
-                # Between two records a scrape gets its turn. The stores are untouched until
-                # the write below: it sees the batch whole or not.
-                totals, rows = await run_in_turns(
-                    self.applying((m.partition, wire.decode(m.value)) for m in batch)
-                )
+                steps = self.applying((m.partition, wire.decode(m.value)) for m in batch)
+                resumed = monotonic()
+                while (done := next(steps)) is None:
+                    if monotonic() - resumed > YIELD_SECONDS:
+                        # Between two records: a scrape gets its turn. The stores are
+                        # untouched until the write below: it sees the batch whole or not.
+                        await give_turn()
+                        resumed = monotonic()
+                totals, rows = done
                 await writer.write((self.totals, totals), (self.hours.table, rows))
                 expired = self.expired()
                 if expired:
@@ -216,14 +223,17 @@ class Counters:
         Faust acknowledges the batch only after the agent wrote them, so no offset commit can
         cover a delta whose effect is not in the changelog's producer queue.
         """
-        return run_through(self.applying(batch))
+        steps = self.applying(batch)
+        while (done := next(steps)) is None:
+            pass
+        return done
 
     def applying(
         self, batch: Iterable[tuple[int, list[wire.Entry]]]
-    ) -> Steps[tuple[list[tuple[int, str, Any]], list[tuple[int, Any, Any]]]]:
-        """:meth:`apply_batch` a record at a time (:mod:`agents.turns`). Nothing a scrape
-        reads changes before the writes are returned (the stores change when they are
-        written; the counts kept beside them, here, at the end)."""
+    ) -> Iterator[tuple[list[tuple[int, str, Any]], list[tuple[int, Any, Any]]] | None]:
+        """:meth:`apply_batch` a record at a time: None after each record but the last, then
+        the writes. Nothing a scrape reads changes before the writes are returned (the
+        stores change when they are written; the counts kept beside them, here, at the end)."""
         totals = plain_dict(self.totals)
         stored_rows = plain_dict(self.hours.table)
         unions = self.unions
@@ -324,7 +334,7 @@ class Counters:
         for counts, add in ((self._tags_in, tags_in), (self._posts_in, posts_in)):
             for partition, n in add.items():
                 counts[partition] = counts.get(partition, 0) + n
-        return (
+        yield (
             [(p, tag, value) for tag, (p, value) in new_totals.items()],
             [(p, key, row) for key, (p, row) in new_rows.items()],
         )

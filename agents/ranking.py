@@ -21,10 +21,9 @@ import time
 from typing import TYPE_CHECKING
 
 from agents.changelog import plain_dict
-from pipeline.steps import Steps, run_through
 from pipeline.virality import movements
 from pipeline.virality.activity import score_bound
-from pipeline.virality.topk import top_active_steps
+from pipeline.virality.topk import top_active
 from pipeline.virality.trend import CURRENT, trend_score
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ BUDGET = 4000  # tags scored per ranking at most: ~0.1 s, 2 % of a core at INTER
 # minute buckets from tables of millions, so a ranking of BUDGET tags took ~0.45 s under the
 # soak's long tail (9 % of a saturated loop at INTERVAL), time taken from counting.
 SHARE = 0.05
-STEP_TAGS = 4096  # totals read per step when the ranking falls back to them (~2 ms)
 
 
 class Ranking:
@@ -62,28 +60,11 @@ class Ranking:
         return self.chosen is None or time.monotonic() >= self._next_at
 
     def refresh(self, owned: frozenset[int], watermark: float) -> None:
-        run_through(self.refreshing(owned, watermark))
+        start = time.monotonic()
+        self.chosen = self._rank(owned, watermark)
+        self._next_at = start + (time.monotonic() - start) / SHARE
 
-    def refreshing(self, owned: frozenset[int], watermark: float) -> Steps[None]:
-        """:meth:`refresh` in steps (:mod:`pipeline.steps`); the time it waits before the
-        next ranking counts its own steps, not the turns given between them."""
-        start = resumed = time.monotonic()
-        busy = 0.0
-        steps = self._ranking(owned, watermark)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                chosen = done.value
-                break
-            busy += time.monotonic() - resumed
-            yield
-            resumed = time.monotonic()
-        busy += time.monotonic() - resumed
-        self.chosen = chosen
-        self._next_at = start + busy / SHARE
-
-    def _ranking(self, owned: frozenset[int], watermark: float) -> Steps[list[str]]:
+    def _rank(self, owned: frozenset[int], watermark: float) -> list[str]:
         counters = self.counters
         totals = plain_dict(counters.totals)
         partition_of = counters.partition_of
@@ -101,30 +82,18 @@ class Ranking:
                 return None
             return score_of(recent_counts(tag, keys)), value["n"]
 
-        chosen, _, self.exact = yield from top_active_steps(
-            counters.recent.groups(), score, self.k, BUDGET, bound
-        )
+        chosen, _, self.exact = top_active(counters.recent.groups(), score, self.k, BUDGET, bound)
         if len(chosen) < self.k:
-            # Fewer recent tags than k: the rest by total, read from a copy of the keys (the
-            # store may grow between two steps), STEP_TAGS at a time.
             taken = set(chosen)
-            need = self.k - len(chosen)
-            best: list[tuple[str, int]] = []
-            tags = list(totals)
-            for i in range(0, len(tags), STEP_TAGS):
-                if i:
-                    yield
-                rest = []
-                for tag in tags[i : i + STEP_TAGS]:
-                    value = totals.get(tag)
-                    if (
-                        value
-                        and tag not in taken
-                        and not movements.is_key(tag)
-                        and partition_of(tag) in owned
-                    ):
-                        rest.append((tag, value["n"]))
-                best = heapq.nsmallest(need, best + rest, key=lambda c: (-c[1], c[0]))
+            rest = (
+                (tag, value["n"])
+                for tag, value in totals.items()
+                if value
+                and tag not in taken
+                and not movements.is_key(tag)
+                and partition_of(tag) in owned
+            )
+            best = heapq.nsmallest(self.k - len(chosen), rest, key=lambda c: (-c[1], c[0]))
             chosen.extend(tag for tag, _ in best)
         return chosen
 

@@ -19,10 +19,7 @@ import heapq
 from collections.abc import Callable, Collection, Iterable
 from itertools import islice
 
-from pipeline.steps import Steps, run_through
 from pipeline.virality.activity import score_bound
-
-STEP = 64  # tags scored per step: ~25 µs each
 
 
 def _order(c: tuple[str, float, int]) -> tuple[float, int, str]:
@@ -61,49 +58,20 @@ def top_active(
 
     Returns the tags best first, how many were scored, and whether the answer is exact.
     """
-    return run_through(top_active_steps(groups, score, k, budget, bound))
-
-
-def top_active_steps(
-    groups: Iterable[tuple[int, Collection[str]]],
-    score: Callable[[str], tuple[float, int] | None],
-    k: int,
-    budget: int,
-    bound: Callable[[int], float] = score_bound,
-    step: int = STEP,
-) -> Steps[tuple[list[str], int, bool]]:
-    """:func:`top_active` in steps of ``step`` tags scored (:mod:`pipeline.steps`).
-
-    Between two steps the groups may change (:class:`RecentPosts` moves a tag from one to
-    another as posts are added, and its sets are live): a group's tags are copied before they
-    are scored, and a tag met again in a later group is not scored twice. A ranking that ran
-    while stage 2 applied batches is the best among scores read at different moments, each
-    the tag's own at its moment.
-    """
     if k <= 0:
         return [], 0, True
     scored: list[tuple[str, float, int]] = []
-    seen: set[str] = set()
     best: list[float] = []  # min-heap of the k best scores so far
     exact = True
-    since_step = 0
     for posts, tags in groups:
         if len(best) == k and bound(posts) < best[0]:
             break
         room = budget - len(scored)
-        # Any part of it when it is larger than the room left: a million-tag group is not
-        # sorted every round to pick by name.
         if len(tags) > room:
+            # Any part of it: a million-tag group is not sorted every round to pick by name.
             exact = False
-        tags = list(islice(tags, room))
+            tags = list(islice(tags, room))
         for tag in tags:
-            if since_step >= step:
-                since_step = 0
-                yield
-            if tag in seen:
-                continue
-            seen.add(tag)
-            since_step += 1
             result = score(tag)
             if result is None:
                 continue

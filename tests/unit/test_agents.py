@@ -10,12 +10,9 @@ import pytest
 from agents import ingest as ingest_module
 from agents.counters import children_of, counts_of, regions_of
 from agents.ingest import BATCH_SECONDS, slices
-from agents.ranking import Ranking
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
-from pipeline.steps import run_through
-from pipeline.virality.topk import STEP
 
 
 async def put_record(agent, ranges: list[tuple[int, int, int]], *events: dict) -> None:
@@ -187,8 +184,9 @@ async def test_a_batch_applied_a_record_at_a_time_changes_nothing_a_scrape_reads
         counters.buckets_held,
     )
     assert now == before
-    totals, rows = run_through(steps)
-    await app.spread_writer.write((counters.totals, totals), (counters.hours.table, rows))
+    while (done := next(steps)) is None:
+        pass
+    await app.spread_writer.write((counters.totals, done[0]), (counters.hours.table, done[1]))
     assert counters.owned_stats(owned) == (5, 7)
     assert {t: v["n"] for t, v in counters.totals.data.items()} == {
         "a": 2,
@@ -414,38 +412,3 @@ async def test_slices_of_one_batch_count_every_record_once(app, sent, monkeypatc
 )
 def test_a_record_is_an_envelope_only_with_the_envelope_header(headers, envelope):
     assert ingest_module._is_envelope(headers) is envelope
-
-
-async def test_a_ranking_in_steps_changes_the_choice_only_at_its_end(app):
-    """The signals' timer ranks in steps with scrapes in between (agents.turns): until the
-    last step they read the previous choice; then it is what a ranking at once chooses."""
-    counters = app.spread_counters
-    lines = [
-        orjson.dumps({"id": f"{i}-{j}", "ts": 60.0 * (i % 9), "hashtags": [f"t{i:03d}"]})
-        for i in range(300)
-        for j in range(1 + i % 4)
-    ]
-    s = summarise(b"\n".join(lines), envelope=True)
-    batch = [
-        (target, wire.decode(wire.encode([wire.entry([(0, 0, 0)], s.max_ts, part)])))
-        for target, part in wire.split_by_partition(s.tags, 4).items()
-    ]
-    totals, rows = counters.apply_batch(batch)
-    await app.spread_writer.write((counters.totals, totals), (counters.hours.table, rows))
-    owned, watermark = frozenset(range(4)), s.max_ts
-
-    ranking = Ranking(counters, k=400)  # more than there are: every tag is scored
-    ranking.chosen = ["previous"]
-    steps = ranking.refreshing(owned, watermark)
-    n = 0
-    while True:
-        try:
-            next(steps)
-        except StopIteration:
-            break
-        n += 1
-        assert ranking.chosen == ["previous"]
-    assert n >= 300 // STEP
-    at_once = Ranking(counters, k=400)
-    at_once.refresh(owned, watermark)
-    assert ranking.chosen == at_once.chosen and len(ranking.chosen) == 300

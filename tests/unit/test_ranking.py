@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from agents import ranking
 from pipeline.virality.activity import RecentPosts, score_bound
-from pipeline.virality.topk import select, top_active, top_active_steps
+from pipeline.virality.topk import select, top_active
 from pipeline.virality.trend import CURRENT, trend_score
 
 MINUTE = 60
@@ -128,10 +128,9 @@ def test_a_long_ranking_waits_in_proportion_before_the_next(monkeypatch):
     class Timed(ranking.Ranking):
         took = 0.0
 
-        def _ranking(self, owned, watermark):
+        def _rank(self, owned, watermark):
             clock[0] += self.took
             return ["metoo"]
-            yield  # a generator of steps, in one step
 
     r = Timed(counters=None, k=1)
     assert r.due()  # nothing chosen yet
@@ -148,38 +147,3 @@ def test_a_long_ranking_waits_in_proportion_before_the_next(monkeypatch):
     r.clear()
     clock[0] -= 1e6
     assert r.due()  # cleared: chosen again at once, whatever the clock
-
-
-def test_a_ranking_in_steps_goes_on_while_posts_are_added_between_its_steps():
-    """The timer ranks in steps, and stage 2 adds posts between them: tags move from one of
-    RecentPosts' live sets to another (down, when a minute leaves the span), and new tags
-    arrive. Each tag is still scored once, and the choice is the best of the scores read."""
-    recent = RecentPosts()
-    for i in range(300):
-        recent.add(f"t{i:03d}", 0, 1)  # leaves the span below, and every tag moves down
-        recent.add(f"t{i:03d}", 60, 1 + i % 7)
-    calls: list[str] = []
-    read: dict[str, float] = {}
-
-    def score(tag):
-        calls.append(tag)
-        read[tag] = float(recent.posts(tag) * 1000 + len(calls) % 101)
-        return read[tag], 1
-
-    # No bound: every group is read, those the moved tags went to included.
-    steps = top_active_steps(recent.groups(), score, 5, 10_000, lambda _: float("inf"), step=8)
-    n = 0
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            chosen, scored, exact = done.value
-            assert exact
-            break
-        n += 1
-        if n == 1:  # the minute 0 leaves the span: the tags scored so far move to groups ahead
-            recent.add("new", recent.span + 30, 1)
-        recent.add(f"new{n}", 60, 3)  # a new tag in a group maybe not read yet
-    assert n > 1  # it did run in steps
-    assert len(calls) == len(set(calls)) == scored
-    assert chosen == sorted(read, key=lambda t: (-read[t], t))[:5]
