@@ -27,13 +27,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from mode import Service
 
-from agents.turns import give_turn
+from agents.turns import YIELD_SECONDS, give_turn
 from pipeline import security
 
 Writes = Iterable[tuple[int, Any, Any]]  # (partition, key, value)
 
 BATCH_BYTES = 1024 * 1024
-YIELD_SECONDS = 0.05  # of encoding at most between two turns of the event loop
 
 
 class ChangelogWriter(Service):

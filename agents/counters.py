@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from agents.batches import Batches
 from agents.changelog import plain_dict
 from agents.store import register as bulk_store
-from agents.turns import give_turn
+from agents.turns import YIELD_SECONDS, give_turn
 from pipeline import deltas as wire
 from pipeline.settings import DEFAULT_GRACE_SECONDS
 from pipeline.virality import movements, users
@@ -81,9 +81,6 @@ FETCHES_QUEUED = 32
 # totals and 203,371 -> 149,934 of rows per 1,000,000 events). Idle, stage 1 holds no batch
 # and nothing waits.
 HOLD_SECONDS = 1.0
-# Applying and writing a batch gives the event loop a turn at least this often, so that a
-# scrape waits for a part of a batch, not all of it (a batch under load takes a second).
-YIELD_SECONDS = 0.05
 SWEEP_EVERY = 600.0  # event-time seconds between two sweeps of expired rows
 # The longest span of buckets a reader needs: R_t's newest bucket, window and the longest
 # generation interval (rates and growth need 2 h, less).

@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 
 ITERATIONS = 16
+# Stage 2's applying and encoding give the loop a turn at least this often, so that a scrape
+# waits for a part of a batch, not all of it (a batch under load takes a second).
+YIELD_SECONDS = 0.05
 
 
 async def give_turn(iterations: int = ITERATIONS) -> None:
