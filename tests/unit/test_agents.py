@@ -1,6 +1,9 @@
 """Agents in Faust's in-memory test context: no broker, the agents' own logic only."""
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import faust
@@ -13,6 +16,37 @@ from agents.ingest import BATCH_SECONDS, slices
 from pipeline import deltas as wire
 from pipeline.aggregate import summarise
 from pipeline.events import ENVELOPE_FORMAT, ENVELOPE_HEADER
+
+
+@contextlib.asynccontextmanager
+async def counters_context(app) -> AsyncIterator:
+    """The counters agent's test context, left only once the agent has applied and written
+    every record put. ``put`` returns when a record enters the stream, not when the agent is
+    done with it, and leaving the context stops the agent: a batch still being applied (it
+    gives the event loop turns, agents.turns) would be cancelled and its records lost."""
+    counters, writer = app.spread_counters, app.spread_writer
+    taken: list[int] = []
+    written: list[int] = []  # the highest offset taken, as each write ends
+
+    def check_offsets(read: list[tuple[int, int]]) -> None:
+        taken.extend(offset for _, offset in read)
+        type(counters).check_offsets(counters, read)
+
+    async def write(*groups):  # type: ignore[no-untyped-def]
+        n = await type(writer).write(writer, *groups)
+        written.append(max(taken, default=-1))
+        return n
+
+    counters.check_offsets, writer.write = check_offsets, write
+    try:
+        async with counters.agent.test_context() as agent:
+            yield agent
+            deadline = time.monotonic() + 60  # liveness only: a stuck agent fails, not a slow one
+            while not written or written[-1] < agent.sent_offset - 1:
+                assert time.monotonic() < deadline, "the agent did not apply every record put"
+                await asyncio.sleep(0.01)
+    finally:
+        del counters.check_offsets, writer.write
 
 
 async def put_record(agent, ranges: list[tuple[int, int, int]], *events: dict) -> None:
@@ -33,7 +67,7 @@ async def test_a_delta_split_into_records_applies_as_the_whole_would(app):
     entries = [wire.entry([(0, 0, 9)], s.max_ts, tags)]
     records = wire.encode_records(entries, max_bytes=2048)
     assert len(records) > 3
-    async with counters.agent.test_context() as agent:
+    async with counters_context(app) as agent:
         for value in records:
             await agent.put(value, partition=0)
         for value in records:  # redelivered: skipped, part by part
@@ -47,7 +81,7 @@ async def test_a_delta_split_into_records_applies_as_the_whole_would(app):
 async def test_counters_apply_deltas_once(app):
     counters = app.spread_counters
     ev = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["#MeToo", "balancetonporc"]}
-    async with counters.agent.test_context() as agent:
+    async with counters_context(app) as agent:
         await put_record(agent, [(0, 7, 7)], ev)
         await put_record(agent, [(0, 7, 7)], ev)  # redelivered: skipped
         await put_record(agent, [(1, 0, 0)], {**ev, "region": "US", "ts": 10.0})
@@ -77,7 +111,7 @@ async def test_counters_keep_children_per_minute_and_read_old_deltas(app):
     counters = app.spread_counters
     post = {"id": "1", "ts": 125.0, "region": "FR", "hashtags": ["metoo"]}
     reply = {**post, "id": "2", "ts": 130.0, "parent": "1"}
-    async with counters.agent.test_context() as agent:
+    async with counters_context(app) as agent:
         await put_record(agent, [(0, 0, 0)], post, reply)
         await put_record(agent, [(0, 0, 0)], reply)  # redelivered: skipped, children too
         # Deltas of before 2026-12-01, minutes as lists: one written before children were
@@ -107,7 +141,7 @@ async def test_a_row_skips_an_entry_its_total_holds_and_counts_one_it_does_not(a
     hour = 3600.0
     a = {"id": "a", "ts": 10 * hour, "hashtags": ["t"]}
     b = {"id": "b", "ts": 12 * hour, "hashtags": ["t"]}
-    async with counters.agent.test_context() as agent:
+    async with counters_context(app) as agent:
         await put_record(agent, [(0, 0, 0)], a)
         await put_record(agent, [(1, 0, 0)], b)
         # Both records again, in one entry: the total holds it, the row of a's hour holds
@@ -118,7 +152,7 @@ async def test_a_row_skips_an_entry_its_total_holds_and_counts_one_it_does_not(a
     # With the total lost (a crash that kept the row's write), the entry is new to it: the
     # rows that hold part of it say so.
     del counters.totals.data["t"]
-    async with counters.agent.test_context() as agent:
+    async with counters_context(app) as agent:
         await put_record(agent, [(0, 0, 0), (1, 0, 0)], a, b)
     assert counters.overlaps == 2
     assert counters.minute_count("t", int(10 * hour)) == 1
@@ -204,7 +238,7 @@ async def test_buckets_expire_in_event_time_by_whole_hours_with_tombstones(app):
     hour = 3600.0
     start = 1_508_000_000.0  # 53 min 20 s into its hour
     times = [start, start + 60, start + 1300, start + 2 * hour]
-    async with counters.agent.test_context() as agent:
+    async with counters_context(app) as agent:
         for i, ts in enumerate(times):
             await put_record(agent, [(0, i, i)], {"id": str(i), "ts": ts, "hashtags": ["old"]})
         # Far enough later (retention: grace 1 h + R_t's 7 h span) and past a sweep.
