@@ -7,6 +7,7 @@ Faust's own delivery, where it is not installed, is what test_agents.py's test c
 """
 
 import asyncio
+import gc
 import hashlib
 import inspect
 import logging
@@ -22,6 +23,8 @@ from tests.unit.conftest import make_app
 
 # sha256 of faust-streaming 0.15.3's Consumer._drain_messages, the loop agents.batches copies.
 DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+# sha256 of its Consumer.wait_empty, which agents.batches replaces with a copy.
+WAIT_EMPTY_SHA256 = "e4662fe24f094819add590b2d75f233840e77823b432aea6504539768572102f"
 
 
 def message(topic: str, partition: int, offset: int, generation: int = 0) -> ConsumerMessage:
@@ -58,6 +61,11 @@ def test_it_copies_the_fetch_loop_of_the_pinned_faust():
     assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_MESSAGES_SHA256
 
 
+def test_it_copies_the_wait_for_records_in_hand_of_the_pinned_faust():
+    source = inspect.getsource(Consumer.wait_empty)
+    assert hashlib.sha256(source.encode()).hexdigest() == WAIT_EMPTY_SHA256
+
+
 def test_another_faust_version_keeps_fausts_delivery(app, monkeypatch, caplog):
     b = app.spread_ingest.batches
     stock = app.consumer._drain_messages
@@ -66,6 +74,7 @@ def test_another_faust_version_keeps_fausts_delivery(app, monkeypatch, caplog):
         assert not batches_module.install(app, [b])
     assert not b.installed
     assert app.consumer._drain_messages == stock
+    assert "wait_empty" not in vars(app.consumer)
     assert "0.16.0" in caplog.text
 
 
@@ -219,3 +228,83 @@ async def test_stage_2_waits_for_stage_1_at_most_hold_seconds(app, batches):
     # Returns though stage 1 is still busy: stage 2 goes on after HOLD_SECONDS at most.
     await asyncio.wait_for(ingest.between_batches(0.05), 5)
     assert not ingest._between_batches.is_set()
+
+
+@pytest.fixture
+def collections(monkeypatch):
+    """The generations of the garbage collections asked for."""
+    asked: list[int] = []
+    collect = gc.collect
+
+    def recorded(generation: int = 2) -> int:
+        asked.append(generation)
+        return collect(generation)
+
+    monkeypatch.setattr(gc, "collect", recorded)
+    return asked
+
+
+def stopping_app(tmp_path, monkeypatch):
+    """An app made in the test's own event loop (the wait's futures are the consumer's), both
+    stages' batches installed; its commits do nothing (there is no broker)."""
+    app = make_app(tmp_path, monkeypatch)
+
+    async def committed(*args, **kwargs):
+        return True
+
+    monkeypatch.setattr(app.consumer, "commit", committed)
+    monkeypatch.setattr(app.consumer, "commit_and_end_transactions", committed)
+    return app, installed(app)
+
+
+async def waited(task: asyncio.Task, seconds: float) -> None:
+    """``task`` done within ``seconds`` (a liveness bound: Faust's wait for an acknowledgement
+    swallows a cancellation, so asyncio.wait_for could not end it)."""
+    await asyncio.wait([task], timeout=seconds)
+    assert task.done()
+    task.result()
+
+
+async def test_a_stop_waits_for_the_batch_in_hand_with_few_full_collections(
+    tmp_path, monkeypatch, collections
+):
+    app, batches = stopping_app(tmp_path, monkeypatch)
+    monkeypatch.setattr(batches_module, "FULL_COLLECTION_EVERY", 3)
+    in_hand = [message("posts", 0, 0)]
+    await batches.deliver(in_hand)
+    it = taking(batches)
+    assert await next_batch(it) == in_hand
+    waiting = asyncio.ensure_future(app.consumer.wait_empty())
+    while len(collections) < 3 and not waiting.done():  # a wait of up to a second each
+        await asyncio.sleep(0.05)
+    assert not waiting.done()
+    # Faust collects every generation before each wait: with the tables' millions of
+    # objects, seconds each time.
+    assert collections[:3] == [1, 1, 2]
+    # The agent asks for its next batch, which acknowledges this one (and none comes: the
+    # flow is stopped in a stop).
+    asking = asyncio.ensure_future(it.__anext__())
+    await waited(waiting, 5)
+    assert in_hand[0].acked
+    asking.cancel()
+
+
+async def test_a_record_left_unacknowledged_in_a_cycle_does_not_hold_up_a_stop(
+    tmp_path, monkeypatch, collections
+):
+    app, batches = stopping_app(tmp_path, monkeypatch)
+    monkeypatch.setattr(batches_module, "FULL_COLLECTION_EVERY", 2)
+    # What a crashed agent may leave: a record taken, never acknowledged, and referred to
+    # only by a reference cycle.
+    left = message("posts", 0, 0)
+    await batches.deliver([left])
+    it = taking(batches)
+    assert await next_batch(it) == [left]
+    await it.aclose()  # the agent's batches, gone without asking for the next one
+    left.headers = [left]
+    gc.collect(2)  # old enough for only a full collection to free it
+    del left
+    assert app.consumer.unacked
+    await waited(asyncio.ensure_future(app.consumer.wait_empty()), 10)
+    assert not app.consumer.unacked
+    assert collections[-1] == 2
