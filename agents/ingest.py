@@ -162,6 +162,13 @@ class Ingest:
         # Installed by the worker (agents.cli): Faust's test contexts put events in the stream.
         self.batches = Batches(app, config.topic, FETCHED_RECORDS, FETCHES_QUEUED)
 
+    def close(self) -> None:
+        """Stop stage 1's helper processes, once the worker has stopped. Slices still with
+        them belong to batches never acknowledged, read again at the next start; left to
+        themselves, they would hold the interpreter's exit until done."""
+        if self.helpers is not None:
+            self.helpers.close()
+
     async def between_batches(self, timeout: float) -> None:
         """Return once stage 1 has no batch in hand, or after ``timeout`` seconds: stage 2
         waits for it before it drains its queue (:data:`agents.counters.HOLD_SECONDS`)."""
@@ -300,7 +307,11 @@ class HelperProcess:
         return next((p.pid for p in (self._pool._processes or {}).values()), None)
 
     def close(self) -> None:
+        """Stop the process now: a slice it is working on, or has queued, is abandoned."""
+        processes = list((self._pool._processes or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
 
 
 class Helpers:
@@ -362,8 +373,8 @@ class Helpers:
         return [pid for p in self.processes if (pid := p.pid()) is not None]
 
     def close(self) -> None:
-        """Stop the helpers. A worker need not: concurrent.futures stops them at the
-        interpreter's exit, and they exit on their own if the worker dies."""
+        """Stop the helpers now, abandoning what they have in hand (they exit on their own
+        if the worker dies)."""
         for process in self.processes:
             process.close()
 
