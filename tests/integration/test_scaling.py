@@ -112,17 +112,20 @@ def test_second_worker_joins_mid_replay_then_first_leaves(broker, make_worker, e
 
 
 @ENVELOPES
-def test_worker_killed_mid_replay_and_restarted(broker, make_worker, envelope):
+# SIGTERM: a stop commits what is finished and leaves the batches in hand to the restart.
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_worker_stopped_mid_replay_and_restarted(broker, make_worker, envelope, sig):
     truth = compute([SAMPLE])
     worker = make_worker().start()
     replay = start_replay(broker, "--speed", "5000", "--envelope", envelope, str(SAMPLE))
-    # Killed once it has counted part of the replay, never at a chosen safe point.
+    # Stopped once it has counted part of the replay, never at a chosen safe point.
     wait_for(
         lambda: sum(worker.scrape().get("spread_events_total", {}).values()) > 500,
         60,
         "the worker to count some events",
     )
-    worker.stop(signal.SIGKILL)
+    code = worker.stop(sig)
+    assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
     worker.start()
     finish(replay)
     result = wait_for(lambda: merged([worker], truth), 90, "the restarted worker to catch up")

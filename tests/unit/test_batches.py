@@ -265,7 +265,7 @@ async def waited(task: asyncio.Task, seconds: float) -> None:
     task.result()
 
 
-async def test_a_stop_waits_for_the_batch_in_hand_with_few_full_collections(
+async def test_a_rebalance_waits_for_the_batch_in_hand_with_few_full_collections(
     tmp_path, monkeypatch, collections
 ):
     app, batches = stopping_app(tmp_path, monkeypatch)
@@ -282,14 +282,40 @@ async def test_a_stop_waits_for_the_batch_in_hand_with_few_full_collections(
     # objects, seconds each time.
     assert collections[:3] == [1, 1, 2]
     # The agent asks for its next batch, which acknowledges this one (and none comes: the
-    # flow is stopped in a stop).
+    # flow is stopped while partitions are revoked).
     asking = asyncio.ensure_future(it.__anext__())
     await waited(waiting, 5)
     assert in_hand[0].acked
     asking.cancel()
 
 
-async def test_a_record_left_unacknowledged_in_a_cycle_does_not_hold_up_a_stop(
+async def test_a_stop_commits_what_is_acknowledged_and_leaves_the_batch_in_hand(
+    tmp_path, monkeypatch, collections
+):
+    app, batches = stopping_app(tmp_path, monkeypatch)
+    commits = []
+
+    async def committed(*args, **kwargs):
+        commits.append(set(app.consumer._acked))
+        return True
+
+    monkeypatch.setattr(app.consumer, "commit_and_end_transactions", committed)
+    done = [message("posts", 0, 0)]
+    in_hand = [message("posts", 0, 1)]
+    await batches.deliver(done)
+    it = taking(batches)
+    assert await next_batch(it) == done
+    await batches.deliver(in_hand)
+    assert await next_batch(it) == in_hand  # and acknowledges the first batch
+    app._stopped.set()  # what App.stop does before it stops the consumer
+    await waited(asyncio.ensure_future(app.consumer.wait_empty()), 5)
+    # Read again at the next start, as after a kill; the first batch's offset is committed.
+    assert done[0].acked and not in_hand[0].acked
+    assert commits == [{TP("posts", 0)}]
+    assert collections == []
+
+
+async def test_a_record_left_unacknowledged_in_a_cycle_does_not_hold_up_a_rebalance(
     tmp_path, monkeypatch, collections
 ):
     app, batches = stopping_app(tmp_path, monkeypatch)
