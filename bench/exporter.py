@@ -164,8 +164,11 @@ class Worker:
         a worker far behind may still be in a long batch, and the figures taken so far must
         not be lost to a shutdown."""
         self.proc.terminate()
+        sent = time.monotonic()
         try:
             self.proc.wait(60)
+            print(f"the worker stopped {time.monotonic() - sent:.1f} s after SIGTERM",
+                  file=sys.stderr)  # fmt: skip
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
