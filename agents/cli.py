@@ -267,17 +267,16 @@ def worker(
     try:
         worker.execute_from_commandline()
     except SystemExit as stopped:  # mode ends every run so, once the worker has stopped
-        app.spread_ingest.close()
-        # The interpreter's exit would free the tables' tens of millions of objects one by
-        # one: seconds of a stop's grace period (4 s with a million hashtags) for nothing.
-        # What must outlive the process was written and flushed by the stop.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
         code = stopped.code
-        os._exit(0 if code is None else code if isinstance(code, int) else 1)
     finally:
         app.spread_ingest.close()
+    # The interpreter's exit would free the tables' tens of millions of objects one by one:
+    # seconds of a stop's grace period (4 s with a million hashtags) for nothing. What must
+    # outlive the process was written and flushed by the stop.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code is None else code if isinstance(code, int) else 1)
 
 
 def helper_count(spec: str, cpus: int) -> int:

@@ -302,13 +302,17 @@ class HelperProcess:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._pool, process_slice, records, stored, now, chain)
 
+    def _processes(self) -> list[Any]:
+        """The pool's process (none before a slice started it)."""
+        return list((self._pool._processes or {}).values())
+
     def pid(self) -> int | None:
         """The process id, once a slice started the process."""
-        return next((p.pid for p in (self._pool._processes or {}).values()), None)
+        return next((p.pid for p in self._processes()), None)
 
     def close(self) -> None:
         """Stop the process now: a slice it is working on, or has queued, is abandoned."""
-        processes = list((self._pool._processes or {}).values())
+        processes = self._processes()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
